@@ -1,0 +1,371 @@
+"""Cleaning: from harmonised centre tables to pseudonymised, analysis-ready tables.
+
+Steps (each problem goes to the data-quality log with its centre, file, row and column):
+1. read every centre folder through the contract (:mod:`analysis_utils.contract`);
+2. remove exact duplicate rows within a file; mark duplicate patient records (same ``mrn`` twice in a centre, or the
+   same person exported by two centres: same national ID, or same name and birth date). The first record in
+   (centre, row) order is kept; the others stay in the screened table as ``duplicate_record`` exclusions;
+3. pseudonymise: a stable study ID per (centre, mrn) = ``S`` + the first 10 hex digits of HMAC-SHA256(key,
+   "centre|mrn"), then drop every identifier column of the contract;
+4. derive per record: index date (start of the combination = first dose of the earlier of the two drug classes,
+   the other class starting within ``combination_max_gap_days``), arm (HAIC-TKIs-P when HAIC is recorded, else
+   TKIs-P), HAIC timing relative to the index date, combination cycles after HAIC, age at index, Child-Pugh points,
+   score and class, ALBI score and grade, BCLC 2022 stage (checked against the recorded one), PVTT grades,
+   baseline measurable intrahepatic disease, OS time and event.
+
+Time is measured in days from the index date; months are days / (365.25 / 12).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import scores
+from .contract import ContractError, load_contract, read_center
+from .eligibility import apply_criteria, check_flow, flow_table
+from .quality import QualityLog
+
+DAYS_PER_MONTH = 365.25 / 12
+ANTI_ANGIOGENIC = ("tki", "anti_vegf")
+CHECKPOINT = ("pd1", "pdl1")
+ARM_HAIC, ARM_CONTROL = "HAIC-TKIs-P", "TKIs-P"
+CHILD_TABLES = ("haic_cycles", "systemic_courses", "tumour_assessments", "labs", "adverse_events", "follow_up")
+
+
+@dataclass
+class CleaningConfig:
+    """Parameters of the cleaning step (``cleaning:`` section of the params file)."""
+
+    data_cutoff: pd.Timestamp
+    pseudonym_key: str
+    haic_window_days: int = 90
+    combination_max_gap_days: int = 30
+    baseline_imaging_window_days: int = 42
+    baseline_imaging_after_days: int = 7
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], key: str) -> "CleaningConfig":
+        c = params.get("cleaning", {})
+        return cls(data_cutoff=pd.Timestamp(params["data_cutoff"]), pseudonym_key=key,
+                   haic_window_days=int(c.get("haic_window_days", 90)),
+                   combination_max_gap_days=int(c.get("combination_max_gap_days", 30)),
+                   baseline_imaging_window_days=int(c.get("baseline_imaging_window_days", 42)),
+                   baseline_imaging_after_days=int(c.get("baseline_imaging_after_days", 7)))
+
+
+@dataclass
+class CleanedData:
+    """Analysis-ready tables (no identifiers) plus the flow and the data-quality log."""
+
+    screened: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+    flow: pd.DataFrame
+    quality: QualityLog = field(default_factory=QualityLog)
+
+    @property
+    def cohort(self) -> pd.DataFrame:
+        """Eligible patients only: the analysis cohort."""
+        return self.screened[self.screened["eligible"]].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------- loading
+def load_exports(input_dir: str | Path, log: QualityLog) -> dict[str, pd.DataFrame]:
+    """Read every centre folder below ``input_dir`` and stack each table across centres."""
+    root = Path(input_dir)
+    if not root.is_dir():
+        raise ContractError(f"{root}: input folder does not exist")
+    centers = sorted(p for p in root.iterdir() if p.is_dir())
+    if not centers:
+        raise ContractError(f"{root}: no centre folders found (expected one folder per centre with manifest.yaml)")
+    per_center = [read_center(c, log) for c in centers]
+    ids = [t["patients"]["center_id"].iloc[0] for t in per_center if len(t["patients"])]
+    if len(ids) != len(set(ids)):
+        raise ContractError(f"{root}: two centre folders declare the same center_id in manifest.yaml")
+    return {name: pd.concat([t[name] for t in per_center], ignore_index=True) for name in load_contract().tables}
+
+
+def drop_exact_duplicate_rows(tables: dict[str, pd.DataFrame], log: QualityLog) -> dict[str, pd.DataFrame]:
+    """Remove rows identical in every contract column to an earlier row of the same file (logged)."""
+    out = {}
+    for name, df in tables.items():
+        content = [c for c in df.columns if c not in ("source_row",)]
+        dup = df.duplicated(subset=content, keep="first")
+        if dup.any():
+            log.add_rows(df.loc[dup], rule="exact duplicate row in the file", action="row removed", severity="warning")
+        out[name] = df.loc[~dup].reset_index(drop=True)
+    return out
+
+
+def study_id(center_id: pd.Series, mrn: pd.Series, key: str) -> pd.Series:
+    """Stable pseudonym: 'S' + first 10 hex digits of HMAC-SHA256(key, 'centre|mrn')."""
+    k = key.encode("utf-8")
+    return pd.Series([
+        "S" + hmac.new(k, f"{c}|{m}".encode("utf-8"), hashlib.sha256).hexdigest()[:10].upper()
+        for c, m in zip(center_id, mrn)], index=center_id.index, dtype="object")
+
+
+def mark_duplicate_patients(patients: pd.DataFrame, log: QualityLog) -> pd.Series:
+    """Return ``duplicate_of`` (study ID of the kept record, or None) for each patient row.
+
+    Duplicates: the same mrn twice in one centre, or the same person in two centres (same national ID, or same
+    name and birth date). The first record in (centre, row) order is kept.
+    """
+    dup_of = pd.Series(None, index=patients.index, dtype="object")
+    order = patients.sort_values(["center_id", "source_row"], kind="mergesort")
+    keys = [["center_id", "mrn"], ["national_id"], ["patient_name", "birth_date"]]
+    for key in keys:
+        sub = order.dropna(subset=key)
+        sub = sub[sub["study_id"].notna()]
+        first = sub.groupby(key, sort=False)["study_id"].transform("first")
+        is_dup = (first != sub["study_id"]) | sub.duplicated(subset=key + ["study_id"], keep="first")
+        newly = is_dup & dup_of.loc[sub.index].isna()
+        dup_of.loc[newly[newly].index] = first[newly]
+    rows = patients.loc[dup_of.notna()].assign(_v=dup_of[dup_of.notna()])
+    log.add_rows(rows, rule="duplicate patient record (same mrn, national ID, or name and birth date)",
+                 action="excluded as duplicate of the study ID in 'value'", column="mrn", value_col="_v", severity="warning")
+    return dup_of
+
+
+def pseudonymise(tables: dict[str, pd.DataFrame], key: str, log: QualityLog) -> tuple[dict[str, pd.DataFrame], pd.Series]:
+    """Add ``study_id`` to every table, mark duplicate patients, then drop every identifier column."""
+    identifiers = load_contract().identifier_columns()
+    out = {}
+    for name, df in tables.items():
+        df = df.copy()
+        df.insert(1, "study_id", study_id(df["center_id"], df["mrn"], key).where(df["mrn"].notna(), None))
+        out[name] = df
+    patients = out["patients"]
+    dup_of = mark_duplicate_patients(patients, log)
+    # the same mrn twice in one centre shares one study ID: give the duplicate row its own suffixed ID
+    repeat = patients.duplicated(subset=["study_id"], keep="first") & patients["study_id"].notna()
+    patients.loc[repeat, "study_id"] = patients.loc[repeat, "study_id"] + "-D" + patients.loc[repeat, "source_row"].astype(str)
+    known = set(patients["study_id"].dropna())
+    for name in CHILD_TABLES:
+        df = out[name]
+        orphan = df["study_id"].notna() & ~df["study_id"].isin(known)
+        if orphan.any():
+            log.add_rows(df.loc[orphan], rule="row refers to an mrn that is not in the centre's patients table",
+                         action="row removed", column="mrn", redact=True, severity="error")
+        out[name] = df.loc[~orphan].reset_index(drop=True)
+    birth = patients["birth_date"].copy()
+    for name, df in out.items():
+        out[name] = df.drop(columns=[c for c in df.columns if c in identifiers])
+    out["patients"]["duplicate_of"] = dup_of.values
+    out["patients"]["_birth_date"] = birth.values  # used for age at index, dropped in derive_patients
+    return out, dup_of
+
+
+# --------------------------------------------------------------------------------------------------- derivations
+def treatment_timing(patients: pd.DataFrame, systemic: pd.DataFrame, haic: pd.DataFrame,
+                     cfg: CleaningConfig) -> pd.DataFrame:
+    """Index date, agents, HAIC timing and combination-after-HAIC per study ID (see module docstring)."""
+    sysc = systemic.dropna(subset=["study_id", "start_date"])
+    aa = sysc[sysc["drug_class"].isin(ANTI_ANGIOGENIC)].sort_values(["study_id", "start_date", "agent"], kind="mergesort")
+    ici = sysc[sysc["drug_class"].isin(CHECKPOINT)].sort_values(["study_id", "start_date", "agent"], kind="mergesort")
+    first_aa = aa.groupby("study_id").agg(first_aa_date=("start_date", "first"), tki_agent=("agent", "first"))
+    first_ici = ici.groupby("study_id").agg(first_ici_date=("start_date", "first"), pd1_agent=("agent", "first"))
+    t = pd.DataFrame(index=pd.Index(patients["study_id"], name="study_id")).join(first_aa).join(first_ici)
+    gap = (t["first_aa_date"] - t["first_ici_date"]).dt.days.abs()
+    combo = gap <= cfg.combination_max_gap_days
+    t["combination_gap_days"] = gap
+    t["index_date"] = t[["first_aa_date", "first_ici_date"]].min(axis=1).where(combo)
+
+    h = haic.dropna(subset=["study_id", "haic_date"]).sort_values(["study_id", "haic_date"], kind="mergesort")
+    hagg = h.groupby("study_id").agg(first_haic_date=("haic_date", "first"), n_haic_cycles=("haic_date", "size"),
+                                     haic_regimen=("regimen", "first"))
+    t = t.join(hagg)
+    t["n_haic_cycles"] = t["n_haic_cycles"].fillna(0).astype(int)
+    t["haic_offset_days"] = (t["first_haic_date"] - t["index_date"]).dt.days
+
+    def active_after(df: pd.DataFrame) -> pd.Series:
+        d = df.merge(t[["first_haic_date"]], left_on="study_id", right_index=True)
+        ok = d["stop_date"].isna() | (d["stop_date"] > d["first_haic_date"])
+        return ok.groupby(d["study_id"]).any()
+
+    t["combination_after_haic"] = (active_after(aa).reindex(t.index, fill_value=False)
+                                   & active_after(ici).reindex(t.index, fill_value=False))
+    t["arm"] = np.where(t["n_haic_cycles"] > 0, ARM_HAIC, ARM_CONTROL)
+    t["haic"] = (t["n_haic_cycles"] > 0).astype(int)
+    return t.reset_index()
+
+
+def baseline_imaging(lesions: pd.DataFrame, index: pd.DataFrame, cfg: CleaningConfig) -> pd.DataFrame:
+    """Per study ID: baseline scan has a measurable intrahepatic lesion (LD >= 10 mm, RECIST 1.1 section 3.1.1)
+    and the number of follow-up scans. Baseline scan = last within ``baseline_imaging_window_days`` before the
+    index date, or the first within ``baseline_imaging_after_days`` after it when none precedes."""
+    les = lesions.dropna(subset=["study_id", "assessment_date"]).merge(index[["study_id", "index_date"]], on="study_id")
+    les["day"] = (les["assessment_date"] - les["index_date"]).dt.days
+    scans = les[["study_id", "day"]].drop_duplicates()
+    before = scans[(scans.day <= 0) & (scans.day >= -cfg.baseline_imaging_window_days)].groupby("study_id")["day"].max()
+    after = scans[(scans.day > 0) & (scans.day <= cfg.baseline_imaging_after_days)].groupby("study_id")["day"].min()
+    base_day = before.combine_first(after).rename("baseline_scan_day")
+    les = les.merge(base_day, left_on="study_id", right_index=True)
+    at_base = les[les["day"] == les["baseline_scan_day"]]
+    measurable = at_base[(at_base["organ"] == "liver") & (at_base["lesion_type"] != "new") & (at_base["ld_mm"] >= 10)]
+    n_follow = les[les["day"] > les["baseline_scan_day"]].groupby("study_id")["day"].nunique()
+    out = pd.DataFrame({"baseline_scan_day": base_day})
+    out["baseline_measurable_liver"] = out.index.isin(measurable["study_id"])
+    out["n_followup_scans"] = n_follow.reindex(out.index).fillna(0).astype(int)
+    return out.rename_axis("study_id").reset_index()
+
+
+def overall_survival(patients: pd.DataFrame, follow_up: pd.DataFrame, cfg: CleaningConfig,
+                     log: QualityLog) -> pd.DataFrame:
+    """OS from the index date to death from any cause; censored at the last contact or at the data cut-off.
+
+    Corrections (logged): death recorded without a date -> death at the last contact date; an event or contact
+    after the data cut-off -> censored at the cut-off; death or last contact before the index date -> no valid
+    follow-up (the record fails ``invalid_follow_up``)."""
+    fu = follow_up.dropna(subset=["study_id"]).drop_duplicates("study_id", keep="first")
+    df = patients[["study_id", "center_id", "source_file", "source_row", "index_date"]].merge(
+        fu[["study_id", "last_contact_date", "vital_status", "death_date", "source_file", "source_row"]],
+        on="study_id", how="left", suffixes=("", "_fu"))
+    loc = df.rename(columns={"source_file": "_pf", "source_row": "_pr", "source_file_fu": "source_file",
+                             "source_row_fu": "source_row"})
+    dead = df["vital_status"].eq("dead") | df["death_date"].notna()
+    no_date = df["vital_status"].eq("dead") & df["death_date"].isna()
+    if no_date.any():
+        log.add_rows(loc[no_date], rule="vital status dead without a death date", column="death_date",
+                     action="death dated at the last contact date")
+    alive_with_date = df["vital_status"].isin(["alive", "lost"]) & df["death_date"].notna()
+    if alive_with_date.any():
+        log.add_rows(loc[alive_with_date], rule="death date recorded but vital status not dead", column="vital_status",
+                     action="death date used (event)")
+    end = df["death_date"].where(df["death_date"].notna(), df["last_contact_date"])
+    end = end.where(dead | df["last_contact_date"].notna())
+    after_cut = end > cfg.data_cutoff
+    if after_cut.any():
+        log.add_rows(loc[after_cut & dead], rule="death after the data cut-off", column="death_date",
+                     action="censored at the data cut-off", severity="info")
+    event = dead & ~after_cut
+    end = end.where(~after_cut, cfg.data_cutoff)
+    days = (end - df["index_date"]).dt.days
+    no_fu = df["index_date"].notna() & (end.isna())
+    before = df["index_date"].notna() & (days <= 0)
+    if no_fu.any():
+        log.add_rows(loc[no_fu], rule="no follow-up record or date", column="last_contact_date",
+                     action="record fails 'invalid_follow_up'", severity="error")
+    if before.any():
+        log.add_rows(loc[before], rule="death or last contact on or before the index date", column="death_date",
+                     action="record fails 'invalid_follow_up'", severity="error")
+    return pd.DataFrame({"study_id": df["study_id"], "death_date": df["death_date"].where(event),
+                         "follow_up_end_date": end, "os_days": days, "os_months": days / DAYS_PER_MONTH,
+                         "os_event": event.astype(int), "vital_status": df["vital_status"],
+                         "follow_up_valid": (days > 0) & df["index_date"].notna()})
+
+
+def derive_patients(tables: dict[str, pd.DataFrame], cfg: CleaningConfig, log: QualityLog) -> pd.DataFrame:
+    """One row per screened record with every derived variable and the eligibility flags."""
+    p = tables["patients"].copy()
+    timing = treatment_timing(p, tables["systemic_courses"], tables["haic_cycles"], cfg)
+    p = p.merge(timing, on="study_id", how="left")
+    age = np.floor((p["index_date"] - p.pop("_birth_date")).dt.days / 365.25)
+    bad_age = age.notna() & ((age < 18) | (age > 100))
+    if bad_age.any():
+        log.add_rows(p.loc[bad_age], rule="age at index outside 18-100 years (birth date implausible)", column="birth_date",
+                     action="age set to missing", redact=True, severity="error")
+    p["age"] = age.where(~bad_age)
+
+    p["cp_bilirubin_pts"] = scores._points(p["total_bilirubin"] / scores.BILIRUBIN_UMOL_PER_MGDL, 2.0, 3.0, True)
+    p["cp_albumin_pts"] = scores._points(p["albumin"] / 10.0, 2.8, 3.5, False)
+    p["cp_inr_pts"] = scores._points(p["inr"], 1.7, 2.3, True)
+    p["cp_ascites_pts"] = p["ascites"].map({"none": 1, "mild": 2, "moderate_severe": 3}).astype("Int64")
+    p["cp_encephalopathy_pts"] = p["encephalopathy"].map({"none": 1, "grade_1_2": 2, "grade_3_4": 3}).astype("Int64")
+    p["child_pugh_score"] = scores.child_pugh_score(p["total_bilirubin"], p["albumin"], p["inr"], p["ascites"],
+                                                    p["encephalopathy"])
+    p["child_pugh_class"] = scores.child_pugh_class(p["child_pugh_score"])
+    p["albi_score"] = scores.albi_score(p["total_bilirubin"], p["albumin"])
+    p["albi_grade"] = scores.albi_grade(p["albi_score"])
+
+    p["mvi"] = p["mvi"].map({"yes": True, "no": False}).astype("boolean")
+    p["ehs"] = p["ehs"].map({"yes": True, "no": False}).astype("boolean")
+    p = pd.concat([p, scores.pvtt_grades(p["mvi_grade"])], axis=1)
+    inconsistent_grade = (p["mvi"] == False) & p["mvi_grade"].notna()  # noqa: E712
+    if inconsistent_grade.any():
+        log.add_rows(p.loc[inconsistent_grade], rule="PVTT grade recorded while macrovascular invasion is 'no'",
+                     column="mvi_grade", action="grade kept; MVI kept as recorded", severity="warning")
+    p["vp4"] = p["vp_grade"].eq("Vp4").astype("boolean").where(p["mvi"].notna())
+    p.loc[p["mvi"] == False, "vp4"] = False  # noqa: E712
+
+    p["bclc_derived"] = scores.bclc_b_or_c(p["mvi"], p["ehs"], p["ecog"])
+    recorded = p["bclc_stage"].copy()
+    differ = recorded.isin(["B", "C"]) & p["bclc_derived"].notna() & (recorded != p["bclc_derived"])
+    if differ.any():
+        log.add_rows(p.loc[differ].assign(_v=p.loc[differ, "bclc_derived"]), column="bclc_stage",
+                     rule="recorded BCLC stage differs from the BCLC 2022 derivation (value = derived)",
+                     action="recorded stage kept", value_col="_v", severity="info")
+    fill = recorded.isna() & p["bclc_derived"].notna()
+    if fill.any():
+        log.add_rows(p.loc[fill], rule="BCLC stage missing", column="bclc_stage",
+                     action="BCLC 2022 derivation used", severity="warning")
+    p["bclc_stage"] = recorded.where(recorded.notna(), p["bclc_derived"])
+    p["afp_ge_400"] = (p["afp"] >= 400).astype("boolean").where(p["afp"].notna())
+    p["log10_afp"] = np.log10(p["afp"].clip(lower=1.0))
+    p["multiple_tumours"] = (p["tumour_number"] > 1).astype("boolean").where(p["tumour_number"].notna())
+    p["max_tumour_size_cm"] = p.pop("max_tumour_size")
+
+    img = baseline_imaging(tables["tumour_assessments"], p[["study_id", "index_date"]], cfg)
+    p = p.merge(img, on="study_id", how="left")
+    os_ = overall_survival(p, tables["follow_up"], cfg, log)
+    p = p.merge(os_, on="study_id", how="left")
+    p = apply_criteria(p, cfg.haic_window_days)
+    return p
+
+
+def add_days_from_index(df: pd.DataFrame, index: pd.DataFrame, date_col: str) -> pd.DataFrame:
+    """Attach ``days_from_index`` (date minus the patient's index date) to a child table."""
+    out = df.merge(index[["study_id", "index_date"]], on="study_id", how="left")
+    out["days_from_index"] = (out[date_col] - out["index_date"]).dt.days.astype("Int64")
+    return out.drop(columns=["index_date"])
+
+
+def clean(input_dir: str | Path, cfg: CleaningConfig, log: QualityLog | None = None) -> CleanedData:
+    """Run the whole cleaning step on a folder of centre exports (never writes to it)."""
+    log = log or QualityLog()
+    tables = load_exports(input_dir, log)
+    tables = drop_exact_duplicate_rows(tables, log)
+    tables, _ = pseudonymise(tables, cfg.pseudonym_key, log)
+    screened = derive_patients(tables, cfg, log)
+    index = screened[["study_id", "index_date"]]
+    date_cols = {"haic_cycles": "haic_date", "systemic_courses": "start_date", "tumour_assessments": "assessment_date",
+                 "labs": "lab_date", "adverse_events": "onset_date", "follow_up": "last_contact_date"}
+    out_tables = {name: add_days_from_index(tables[name], index, col) for name, col in date_cols.items()}
+    flow = flow_table(screened)
+    check_flow(flow)
+    return CleanedData(screened=screened, tables=out_tables, flow=flow, quality=log)
+
+
+# --------------------------------------------------------------------------------------------------- outputs
+def write_cleaned(cleaned: CleanedData, out_dir: str | Path) -> dict[str, Any]:
+    """Write the analysis-ready tables (parquet), the flow and data-quality tables (CSV) under ``out_dir`` and
+    return the cleaning section of the run's results."""
+    out = Path(out_dir)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    screened = cleaned.screened.drop(columns=["source_file", "source_row"], errors="ignore")
+    screened.to_parquet(out / "data" / "screened.parquet", index=False)
+    screened[screened["eligible"]].to_parquet(out / "data" / "cohort.parquet", index=False)
+    for name, df in cleaned.tables.items():
+        df.drop(columns=["source_row"], errors="ignore").to_parquet(out / "data" / f"{name}.parquet", index=False)
+    cleaned.flow.to_csv(out / "tables" / "flow.csv", index=False)
+    dq = cleaned.quality.to_frame()
+    dq.to_csv(out / "tables" / "data_quality.csv", index=False)
+    cleaned.quality.summary().to_csv(out / "tables" / "data_quality_summary.csv", index=False)
+    cohort = cleaned.cohort
+    arms = cohort["arm"].value_counts()
+    return {
+        "n_screened": len(cleaned.screened), "n_centers": int(cleaned.screened["center_id"].nunique()),
+        "n_excluded": int((~cleaned.screened["eligible"]).sum()), "n_analysed": len(cohort),
+        "n_haic": int(arms.get(ARM_HAIC, 0)), "n_control": int(arms.get(ARM_CONTROL, 0)),
+        "pct_haic": 100.0 * arms.get(ARM_HAIC, 0) / max(len(cohort), 1),
+        "exclusions": {r.criterion: int(r.n) for r in cleaned.flow[cleaned.flow.step == "excluded"].itertuples()},
+        "n_quality_entries": len(dq), "n_os_events": int(cohort["os_event"].sum()),
+        "index_date_min": cohort["index_date"].min(), "index_date_max": cohort["index_date"].max(),
+        "haic_after_index_n": int((cohort["haic_offset_days"] > 0).sum()),
+    }

@@ -1,0 +1,54 @@
+"""Figures: one consistent look for the whole paper, saved as 300-dpi PNG and SVG.
+
+``save_figure`` strips the creation date from vector output and fixes the SVG hash salt, so identical runs give
+identical files. Arm colours are fixed here and used by every figure (colour-blind-safe Okabe-Ito pair).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+ARM_HAIC, ARM_CONTROL = "HAIC-TKIs-P", "TKIs-P"
+ARM_COLOURS = {ARM_HAIC: "#D55E00", ARM_CONTROL: "#0072B2"}
+ARM_ORDER = [ARM_HAIC, ARM_CONTROL]
+plt.rcParams.update({"svg.hashsalt": "nct06881433", "font.size": 9, "axes.spines.top": False,
+                     "axes.spines.right": False, "figure.dpi": 100})
+
+
+def save_figure(fig: plt.Figure, out_dir: str | Path, name: str) -> dict[str, str]:
+    """Save ``fig`` as ``<out_dir>/figures/<name>.png`` (300 dpi) and ``.svg``; returns the relative paths."""
+    folder = Path(out_dir) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.savefig(folder / f"{name}.png", dpi=300, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(folder / f"{name}.svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    return {"png": f"figures/{name}.png", "svg": f"figures/{name}.svg"}
+
+
+def flow_diagram(flow: pd.DataFrame) -> plt.Figure:
+    """STROBE flow diagram from :func:`analysis_utils.eligibility.flow_table`: screened records, exclusions by
+    first failing criterion (criteria with no exclusion are listed with 0), analysed patients by arm."""
+    screened = int(flow.loc[flow.step == "screened", "n"].iloc[0])
+    excl = flow[flow.step == "excluded"]
+    analysed = int(flow.loc[flow.step == "analysed", "n"].iloc[0])
+    arms = flow[flow.step == "arm"].set_index("criterion")["n"]
+    fig, ax = plt.subplots(figsize=(7.2, 6.2))
+    ax.set_axis_off()
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 10)
+    box = dict(boxstyle="round,pad=0.4", fc="white", ec="0.3", lw=0.8)
+    ax.text(3, 9.4, f"Records screened\nn = {screened}", ha="center", va="center", bbox=box)
+    lines = [f"Excluded, n = {int(excl['n'].sum())}"] + [f"  {r.label}: {int(r.n)}" for r in excl.itertuples()]
+    ax.text(5.2, 6.3, "\n".join(lines), ha="left", va="center", fontsize=7, bbox=box, family="DejaVu Sans")
+    ax.text(3, 3.2, f"Patients analysed\nn = {analysed}", ha="center", va="center", bbox=box)
+    for x, arm in zip((1.5, 4.5), ARM_ORDER):
+        ax.text(x, 1.0, f"{arm}\nn = {int(arms.get(arm, 0))}", ha="center", va="center",
+                bbox=dict(box, ec=ARM_COLOURS[arm], lw=1.4))
+        ax.annotate("", xy=(x, 1.5), xytext=(3, 2.7), arrowprops=dict(arrowstyle="->", lw=0.8))
+    ax.annotate("", xy=(3, 3.75), xytext=(3, 8.85), arrowprops=dict(arrowstyle="->", lw=0.8))
+    ax.annotate("", xy=(5.1, 6.3), xytext=(3, 6.3), arrowprops=dict(arrowstyle="->", lw=0.8))
+    return fig

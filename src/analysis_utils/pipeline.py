@@ -1,0 +1,329 @@
+"""The runner: generate the synthetic cohort when asked, execute the notebooks in order with papermill, write the
+run manifest.
+
+``python -m analysis_utils run --params params/default.yaml`` runs one params file into
+``<output_root>/<run_name>/``; several params files run in parallel worker processes (``--workers``). A params
+file may name a ``base:`` params file whose values it overrides (deep merge), which keeps sensitivity files short.
+
+Outputs are deterministic: papermill's timestamps are removed from the executed notebooks and the manifest holds no
+clock time, so two runs with the same params, code and inputs give identical files.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import nbformat
+import yaml
+
+KEY_PACKAGES = ("analysis_utils", "numpy", "pandas", "scipy", "statsmodels", "scikit-learn", "lifelines",
+                "scikit-survival", "matplotlib", "seaborn", "tableone", "pandera", "pyarrow", "papermill", "nbclient",
+                "ipykernel")
+PSEUDONYM_ENV = "HCC_PSEUDONYM_KEY"
+
+
+class ParamsError(Exception):
+    """A params file is missing, unreadable or lacks a required key."""
+
+
+# --------------------------------------------------------------------------------------------------- paths, params
+def project_root() -> Path:
+    """The compendium's root: the nearest folder above the working directory holding ``params/`` and
+    ``notebooks/`` (so notebooks opened in JupyterLab find it), else the source checkout of this package."""
+    for folder in [Path.cwd(), *Path.cwd().parents]:
+        if (folder / "params").is_dir() and (folder / "notebooks").is_dir():
+            return folder
+    return Path(__file__).resolve().parents[2]
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+REQUIRED_KEYS = ("run_name", "input_dir", "output_root", "data_cutoff", "seed")
+
+
+def load_params(path: str | Path) -> dict[str, Any]:
+    """Read a params YAML file, following ``base:`` (relative to the project root or to the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc})") from None
+    if "base" in params:
+        base = Path(params.pop("base"))
+        candidates = [base] if base.is_absolute() else [project_root() / base, path.parent / base]
+        found = next((c for c in candidates if c.is_file()), candidates[0])
+        params = _deep_merge(load_params(found), params)
+    missing = [k for k in REQUIRED_KEYS if k not in params]
+    if missing:
+        raise ParamsError(f"{path}: required key(s) missing: {', '.join(missing)}")
+    return params
+
+
+def pseudonym_key(params: dict[str, Any]) -> str:
+    """The HMAC key for study IDs: environment variable HCC_PSEUDONYM_KEY, else the params' ``pseudonym_key``."""
+    return os.environ.get(PSEUDONYM_ENV) or str(params.get("pseudonym_key", ""))
+
+
+def resolve(path: str | Path, root: Path | None = None) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else (root or project_root()) / p
+
+
+def output_dir(params: dict[str, Any], root: Path | None = None) -> Path:
+    return resolve(params["output_root"], root) / str(params["run_name"])
+
+
+def notebooks(root: Path | None = None) -> list[Path]:
+    """The analysis notebooks in run order: ``notebooks/NN_*.ipynb`` sorted by name."""
+    return sorted((root or project_root()).glob("notebooks/[0-9][0-9]_*.ipynb"))
+
+
+# --------------------------------------------------------------------------------------------------- synthetic input
+def synthetic_config(params: dict[str, Any]) -> dict[str, Any]:
+    """Generator config from the params: the ``synthetic`` section (minus ``generate``) plus seed and cut-off."""
+    cfg = {k: v for k, v in params.get("synthetic", {}).items() if k != "generate"}
+    cfg["seed"] = params["seed"]
+    cfg["data_cutoff"] = str(params["data_cutoff"])
+    return cfg
+
+
+def generate_input(params: dict[str, Any], root: Path | None = None,
+                   progress: Callable[[str], None] = print) -> Path | None:
+    """Generate the synthetic cohort into ``input_dir`` (whose parent also receives ``ground_truth/``) when the
+    params ask for it. The raw files are made read-only. Returns the folder generated, or None."""
+    if not params.get("synthetic", {}).get("generate", False):
+        return None
+    from .synthetic import generate_cohort
+
+    raw = resolve(params["input_dir"], root)
+    if raw.name != "raw":
+        raise ParamsError("input_dir must end in '/raw' when synthetic.generate is true "
+                          "(the generator writes raw/ and ground_truth/ side by side)")
+    target = raw.parent
+    if target.exists():
+        if not (target / "ground_truth").is_dir():
+            raise ParamsError(f"{target}: exists and was not made by the generator; refusing to overwrite it")
+        shutil.rmtree(target)
+    progress(f"generating synthetic cohort into {target}")
+    generate_cohort(synthetic_config(params), target, progress=progress)
+    for f in raw.rglob("*"):
+        if f.is_file():
+            f.chmod(0o444)
+    return target
+
+
+def input_checksums(input_dir: Path) -> dict[str, str]:
+    """SHA-256 of every file below the input folder, keyed by relative path."""
+    out = {}
+    for f in sorted(p for p in input_dir.rglob("*") if p.is_file()):
+        out[f.relative_to(input_dir).as_posix()] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- manifest
+def git_state(root: Path) -> dict[str, Any]:
+    """Commit hash and whether tracked files differ from it ('unknown' outside a git checkout)."""
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit or "unknown", "dirty": bool(status) if status is not None else None}
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in KEY_PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def write_manifest(params: dict[str, Any], params_path: Path, out: Path, root: Path, executed: list[str]) -> Path:
+    """``run_manifest.json``: commit, params, package versions, seed, SHA-256 of every input file, notebooks run."""
+    input_dir = resolve(params["input_dir"], root)
+    manifest = {
+        "run_name": params["run_name"], "params_file": _rel(params_path, root), "params": params,
+        "seed": params["seed"], "git": git_state(root), "versions": package_versions(),
+        "input_dir": _rel(input_dir, root), "input_sha256": input_checksums(input_dir), "notebooks": executed,
+        "pseudonym_key_source": "environment" if os.environ.get(PSEUDONYM_ENV) else "params",
+    }
+    path = out / "run_manifest.json"
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+def _rel(p: Path, root: Path) -> str:
+    try:
+        return p.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(p)
+
+
+# --------------------------------------------------------------------------------------------------- notebooks
+def notebook_parameters(nb_path: Path, params: dict[str, Any], out: Path, params_path: Path) -> dict[str, Any]:
+    """Values for the names declared in the notebook's ``parameters`` cell, taken from the params file."""
+    import papermill
+
+    declared = papermill.inspect_notebook(str(nb_path))
+    values: dict[str, Any] = {}
+    for name in declared:
+        if name == "output_dir":
+            values[name] = str(out)
+        elif name == "params_file":
+            values[name] = str(params_path)
+        elif name in params:
+            values[name] = params[name]
+    return values
+
+
+def strip_volatile_metadata(path: Path) -> None:
+    """Remove papermill's timestamps and durations so identical runs give identical notebooks."""
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.get("papermill", {}).pop("start_time", None)
+    nb.metadata.get("papermill", {}).pop("end_time", None)
+    nb.metadata.get("papermill", {}).pop("duration", None)
+    nb.metadata.get("papermill", {}).pop("input_path", None)
+    nb.metadata.get("papermill", {}).pop("output_path", None)
+    for cell in nb.cells:
+        pm = cell.metadata.get("papermill")
+        if pm:
+            for k in ("start_time", "end_time", "duration"):
+                pm.pop(k, None)
+        cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"  # papermill gives this cell a random id
+    nbformat.write(nb, path)
+
+
+@dataclass
+class RunResult:
+    params_file: str
+    run_name: str
+    ok: bool
+    output_dir: str
+    message: str
+    seconds: float
+
+
+def run_notebooks(params_path: Path, *, generate: bool = True, progress_bar: bool = False,
+                  log: Callable[[str], None] = print) -> RunResult:
+    """Execute every notebook in order for one params file; stop at the first failing cell."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    t0 = time.perf_counter()
+    root = project_root()
+    params = load_params(params_path)
+    out = output_dir(params, root)
+    name = str(params["run_name"])
+
+    def say(msg: str) -> None:
+        log(f"[{name}] {msg}")
+
+    if generate:
+        generate_input(params, root, progress=say)
+    input_dir = resolve(params["input_dir"], root)
+    if not input_dir.is_dir():
+        return RunResult(str(params_path), name, False, str(out), f"input folder {input_dir} does not exist", 0.0)
+    if out.exists():
+        if any(out.iterdir()) and not (out / "run_manifest.json").is_file():
+            return RunResult(str(params_path), name, False, str(out),
+                             f"{out} exists and is not a previous run's folder; refusing to overwrite it", 0.0)
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    executed: list[str] = []
+    nbs = notebooks(root)
+    for i, nb in enumerate(nbs, 1):
+        target = out / "notebooks" / nb.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        say(f"[{i}/{len(nbs)}] {nb.name} ...")
+        t1 = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(nb), str(target), parameters=notebook_parameters(nb, params, out, params_path),
+                                       kernel_name="python3", cwd=str(nb.parent), progress_bar=progress_bar,
+                                       log_output=False, request_save_on_cell_execute=False)
+        except PapermillExecutionError as err:
+            msg = (f"notebook {nb.relative_to(root)} failed in cell {err.cell_index} (execution count "
+                   f"{err.exec_count}): {err.ename}: {err.evalue}. Executed copy: {target}")
+            say("FAILED: " + msg)
+            return RunResult(str(params_path), name, False, str(out), msg, time.perf_counter() - t0)
+        strip_volatile_metadata(target)
+        executed.append(nb.name)
+        say(f"[{i}/{len(nbs)}] {nb.name} done in {time.perf_counter() - t1:.1f} s")
+    write_manifest(params, Path(params_path), out, root, executed)
+    secs = time.perf_counter() - t0
+    say(f"finished in {secs:.1f} s -> {out}")
+    return RunResult(str(params_path), name, True, str(out), "ok", secs)
+
+
+def _run_one(args: tuple[str, bool]) -> RunResult:
+    path, progress_bar = args
+    try:
+        return run_notebooks(Path(path), generate=False, progress_bar=progress_bar)
+    except Exception as exc:  # a worker reports its failure instead of killing the batch
+        return RunResult(path, Path(path).stem, False, "", f"{type(exc).__name__}: {exc}", 0.0)
+
+
+def run_many(params_files: list[str | Path], workers: int = 1, progress_bar: bool = False) -> list[RunResult]:
+    """Run several params files, each into its own output folder, in up to ``workers`` processes.
+
+    Synthetic inputs are generated first, once per distinct input folder and sequentially, so parallel runs never
+    write the same files."""
+    root = project_root()
+    all_params = [load_params(p) for p in params_files]
+    names = [str(p["run_name"]) for p in all_params]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ParamsError(f"several params files share run_name {sorted(dupes)}; each run needs its own output folder")
+    generated: set[Path] = set()
+    for p in all_params:
+        target = resolve(p["input_dir"], root)
+        if p.get("synthetic", {}).get("generate") and target not in generated:
+            generate_input(p, root)
+            generated.add(target)
+    jobs = [(str(p), progress_bar) for p in params_files]
+    if workers <= 1 or len(jobs) == 1:
+        return [_run_one(j) for j in jobs]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_run_one, jobs))
+
+
+def summarise(results: list[RunResult]) -> str:
+    lines = [f"{'run':<24} {'status':<7} {'seconds':>8}  output / message"]
+    for r in results:
+        lines.append(f"{r.run_name:<24} {'ok' if r.ok else 'FAILED':<7} {r.seconds:8.1f}  "
+                     f"{r.output_dir if r.ok else r.message}")
+    return "\n".join(lines)
+
+
+def main_run(params_files: list[str], workers: int, progress_bar: bool) -> int:
+    try:
+        results = run_many(params_files, workers=workers, progress_bar=progress_bar)
+    except ParamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summarise(results))
+    return 0 if all(r.ok for r in results) else 1

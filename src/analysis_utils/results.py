@@ -1,0 +1,53 @@
+"""The run's machine-readable results: one JSON file, one section per notebook.
+
+Every number the manuscript quotes is read from ``results.json``; notebooks write their section with
+:func:`write_section`. Keys are sorted and floats kept as computed, so two identical runs give identical files.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+RESULTS_FILE = "results.json"
+
+
+def _plain(value: Any) -> Any:
+    """Convert numpy/pandas scalars and containers to JSON types; NaN and NA become None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, pd.DataFrame):
+        return [_plain(r) for r in value.to_dict("records")]
+    if isinstance(value, (pd.Timestamp,)):
+        return None if pd.isna(value) else value.strftime("%Y-%m-%d")
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(float(value)) else float(value)
+    return value
+
+
+def load_results(output_dir: str | Path) -> dict[str, Any]:
+    """All sections written so far (empty dict if none)."""
+    path = Path(output_dir) / RESULTS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def write_section(output_dir: str | Path, section: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Replace one section of ``results.json`` and return the whole results."""
+    results = load_results(output_dir)
+    results[section] = _plain(values)
+    path = Path(output_dir) / RESULTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    return results

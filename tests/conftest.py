@@ -1,0 +1,89 @@
+"""Shared fixtures: a tiny hand-built centre export in the contract format (see data_dictionary.yaml)."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+BASE_PATIENT: dict[str, Any] = {
+    "mrn": "A001", "patient_name": "Zhang Wei", "phone": "13800000001", "national_id": "110101197001010011",
+    "birth_date": "1970-01-01", "sex": "M", "diagnosis_date": "2023-01-01", "diagnosis_basis": "radiology",
+    "histology_subtype": "not_examined", "etiology": "HBV", "ecog": "1", "ascites": "none", "encephalopathy": "none",
+    "total_bilirubin": "15", "total_bilirubin_unit": "umol/L", "albumin": "40", "albumin_unit": "g/L", "inr": "1.1",
+    "afp": "500", "pivka_ii": "", "bclc_stage": "C", "tumour_number": "2", "max_tumour_size": "8", "mvi": "yes",
+    "mvi_grade": "Vp3", "ehs": "no", "prior_local_therapy": "none", "prior_systemic_therapy": "no",
+}
+
+
+def patient_tables(mrn: str, *, haic: list[str] | None = None, overrides: dict[str, Any] | None = None,
+                   systemic: list[dict[str, Any]] | None = None, lesions: list[dict[str, Any]] | None = None,
+                   follow_up: dict[str, Any] | None = None, n: int = 1) -> dict[str, list[dict[str, Any]]]:
+    """Rows of every table for one hand-built patient (ISO dates; index date 2023-02-01)."""
+    p = copy.deepcopy(BASE_PATIENT)
+    p.update({"mrn": mrn, "patient_name": f"Name {mrn}", "phone": f"1380000{n:04d}", "national_id": f"11010119700101{n:04d}"})
+    p.update(overrides or {})
+    sysc = systemic if systemic is not None else [
+        {"mrn": mrn, "agent": "lenvatinib", "drug_class": "TKI", "start_date": "2023-02-01", "stop_date": "", "cycles": "8"},
+        {"mrn": mrn, "agent": "camrelizumab", "drug_class": "PD-1", "start_date": "2023-02-03", "stop_date": "", "cycles": "8"}]
+    les = lesions if lesions is not None else [
+        {"mrn": mrn, "assessment_date": "2023-01-25", "lesion_id": "L1", "organ": "liver", "lesion_type": "target",
+         "ld_mm": "60", "viable_ld_mm": "50", "short_axis_mm": "", "diameter_unit": "mm", "arterial_enhancement": "yes",
+         "nontarget_status": "", "cytology_confirmed": ""},
+        {"mrn": mrn, "assessment_date": "2023-03-15", "lesion_id": "L1", "organ": "liver", "lesion_type": "target",
+         "ld_mm": "40", "viable_ld_mm": "20", "short_axis_mm": "", "diameter_unit": "mm", "arterial_enhancement": "yes",
+         "nontarget_status": "", "cytology_confirmed": ""}]
+    fu = {"mrn": mrn, "last_contact_date": "2024-02-01", "vital_status": "alive", "death_date": ""}
+    fu.update(follow_up or {})
+    return {
+        "patients": [p],
+        "haic_cycles": [{"mrn": mrn, "cycle_number": str(i + 1), "haic_date": d, "regimen": "FOLFOX"} for i, d in enumerate(haic or [])],
+        "systemic_courses": sysc,
+        "tumour_assessments": les,
+        "labs": [{"mrn": mrn, "lab_date": "2023-01-30", "test": "ALT", "value": "35", "unit": "U/L", "uln": "40", "lln": ""},
+                 {"mrn": mrn, "lab_date": "2023-01-30", "test": "PLT", "value": "150000", "unit": "/mm3", "uln": "", "lln": "100000"}],
+        "adverse_events": [{"mrn": mrn, "ae_term": "fatigue", "grade": "1", "onset_date": "2023-02-20",
+                            "attribution": "related", "serious": "no", "action_taken": "none"}],
+        "follow_up": [fu],
+    }
+
+
+def write_center(root: Path, center_id: str, patients: list[dict[str, list[dict[str, Any]]]],
+                 date_format: str = "%Y-%m-%d", fmt: str = "csv") -> Path:
+    """Write one centre folder; dates in the rows are ISO and re-formatted with ``date_format``."""
+    from analysis_utils.contract import load_contract
+
+    folder = root / center_id
+    folder.mkdir(parents=True)
+    (folder / "manifest.yaml").write_text(yaml.safe_dump(
+        {"center_id": center_id, "center_name": f"Hospital {center_id}", "date_format": date_format, "language": "en"}))
+    contract = load_contract()
+    for table, spec in contract.tables.items():
+        rows = [r for p in patients for r in p[table]]
+        df = pd.DataFrame(rows, columns=list(spec["columns"]))
+        for col, cs in spec["columns"].items():
+            if cs["type"] == "date":
+                d = pd.to_datetime(df[col], format="%Y-%m-%d", errors="coerce")
+                df[col] = [x.strftime(date_format) if pd.notna(x) else (v if v is not None else "")
+                           for x, v in zip(d, df[col])]
+        df = df.fillna("")
+        if fmt == "csv":
+            df.to_csv(folder / f"{table}.csv", index=False)
+        else:
+            df.to_excel(folder / f"{table}.xlsx", index=False)
+    return folder
+
+
+@pytest.fixture
+def make_export(tmp_path):
+    """Factory: make_export({"C01": [patient_tables(...), ...]}, date_formats={"C01": "%d/%m/%Y"}) -> raw folder."""
+    def _make(centers: dict[str, list[dict[str, list[dict[str, Any]]]]], date_formats: dict[str, str] | None = None,
+              formats: dict[str, str] | None = None) -> Path:
+        raw = tmp_path / "raw"
+        for cid, pts in centers.items():
+            write_center(raw, cid, pts, (date_formats or {}).get(cid, "%Y-%m-%d"), (formats or {}).get(cid, "csv"))
+        return raw
+    return _make
