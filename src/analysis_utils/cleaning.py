@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import scores
+from . import recist, scores
 from .contract import ContractError, load_contract, read_center
 from .eligibility import apply_criteria, check_flow, flow_table
 from .quality import QualityLog
@@ -48,6 +48,8 @@ class CleaningConfig:
     combination_max_gap_days: int = 30
     baseline_imaging_window_days: int = 42
     baseline_imaging_after_days: int = 7
+    min_sd_days: int = 42
+    confirm_min_days: int = 28
 
     @classmethod
     def from_params(cls, params: dict[str, Any], key: str) -> "CleaningConfig":
@@ -56,7 +58,8 @@ class CleaningConfig:
                    haic_window_days=int(c.get("haic_window_days", 90)),
                    combination_max_gap_days=int(c.get("combination_max_gap_days", 30)),
                    baseline_imaging_window_days=int(c.get("baseline_imaging_window_days", 42)),
-                   baseline_imaging_after_days=int(c.get("baseline_imaging_after_days", 7)))
+                   baseline_imaging_after_days=int(c.get("baseline_imaging_after_days", 7)),
+                   min_sd_days=int(c.get("min_sd_days", 42)), confirm_min_days=int(c.get("confirm_min_days", 28)))
 
 
 @dataclass
@@ -196,23 +199,28 @@ def treatment_timing(patients: pd.DataFrame, systemic: pd.DataFrame, haic: pd.Da
 
 
 def baseline_imaging(lesions: pd.DataFrame, index: pd.DataFrame, cfg: CleaningConfig) -> pd.DataFrame:
-    """Per study ID: baseline scan has a measurable intrahepatic lesion (LD >= 10 mm, RECIST 1.1 section 3.1.1)
-    and the number of follow-up scans. Baseline scan = last within ``baseline_imaging_window_days`` before the
-    index date, or the first within ``baseline_imaging_after_days`` after it when none precedes."""
-    les = lesions.dropna(subset=["study_id", "assessment_date"]).merge(index[["study_id", "index_date"]], on="study_id")
-    les["day"] = (les["assessment_date"] - les["index_date"]).dt.days
-    scans = les[["study_id", "day"]].drop_duplicates()
-    before = scans[(scans.day <= 0) & (scans.day >= -cfg.baseline_imaging_window_days)].groupby("study_id")["day"].max()
-    after = scans[(scans.day > 0) & (scans.day <= cfg.baseline_imaging_after_days)].groupby("study_id")["day"].min()
-    base_day = before.combine_first(after).rename("baseline_scan_day")
-    les = les.merge(base_day, left_on="study_id", right_index=True)
-    at_base = les[les["day"] == les["baseline_scan_day"]]
+    """Per study ID: the baseline scan (as :func:`analysis_utils.recist.find_baseline` defines it) shows a
+    measurable intrahepatic lesion (LD >= 10 mm, RECIST 1.1 measurability) and how many follow-up scans exist."""
+    idx = index.dropna(subset=["study_id", "index_date"])
+    les = lesions_for_engine(lesions[lesions["study_id"].isin(idx["study_id"])])
+    base = recist.find_baseline(les, idx[["study_id", "index_date"]], cfg.baseline_imaging_window_days,
+                                cfg.baseline_imaging_after_days)[["study_id", "baseline_date"]]
+    les = les.merge(base, on="study_id")
+    at_base = les[les["assessment_date"] == les["baseline_date"]]
     measurable = at_base[(at_base["organ"] == "liver") & (at_base["lesion_type"] != "new") & (at_base["ld_mm"] >= 10)]
-    n_follow = les[les["day"] > les["baseline_scan_day"]].groupby("study_id")["day"].nunique()
-    out = pd.DataFrame({"baseline_scan_day": base_day})
+    n_follow = les[les["assessment_date"] > les["baseline_date"]].groupby("study_id")["assessment_date"].nunique()
+    out = base.set_index("study_id")
     out["baseline_measurable_liver"] = out.index.isin(measurable["study_id"])
     out["n_followup_scans"] = n_follow.reindex(out.index).fillna(0).astype(int)
-    return out.rename_axis("study_id").reset_index()
+    return out.reset_index()
+
+
+def lesions_for_engine(lesions: pd.DataFrame) -> pd.DataFrame:
+    """The harmonised lesion table with yes/no columns as nullable booleans, as the RECIST engine expects."""
+    out = lesions.copy()
+    for col in ("arterial_enhancement", "cytology_confirmed"):
+        out[col] = out[col].map({"yes": True, "no": False}).astype("boolean")
+    return out
 
 
 def overall_survival(patients: pd.DataFrame, follow_up: pd.DataFrame, cfg: CleaningConfig,
@@ -318,6 +326,77 @@ def derive_patients(tables: dict[str, pd.DataFrame], cfg: CleaningConfig, log: Q
     return p
 
 
+def derive_response_endpoints(screened: pd.DataFrame, lesions: pd.DataFrame, cfg: CleaningConfig,
+                              log: QualityLog) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Best overall response and PFS per RECIST 1.1 and per mRECIST (:mod:`analysis_utils.recist`).
+
+    For each criterion: ``bor_<c>`` (unconfirmed, the main definition), ``bor_<c>_confirmed`` (CR/PR confirmed
+    >= ``confirm_min_days`` later, sensitivity), ``best_pct_change_<c>``, ``first_pd_date_<c>`` and PFS:
+    event = first scan documenting PD or death from any cause, whichever comes first; otherwise censored at the
+    last adequate assessment (rules file 1.6), or at the index date when there is none. Events after the data
+    cut-off are censored at the cut-off. Returns the screened table with these columns and, per criterion, the
+    time-point table, the per-patient summary and the site-versus-derived agreement table.
+    """
+    out = screened.copy()
+    idx = out.loc[out["index_date"].notna(), ["study_id", "index_date"]]
+    les = lesions_for_engine(lesions[lesions["study_id"].isin(idx["study_id"])])
+    extra: dict[str, pd.DataFrame] = {}
+    center_of = out.set_index("study_id")["center_id"]
+    for crit in recist.CRITERIA:
+        kw = dict(min_sd_days=cfg.min_sd_days, confirm_min_days=cfg.confirm_min_days,
+                  baseline_window_days=cfg.baseline_imaging_window_days,
+                  grace_days_after_index=cfg.baseline_imaging_after_days)
+        res = recist.derive_response(les, idx, crit, confirm=False, **kw)
+        conf = recist.derive_response(les, idx, crit, confirm=True, **kw)
+        if crit == recist.CRITERIA[0]:  # the engine's data-quality entries are the same for both criteria
+            for rec in res.data_quality.to_dict("records"):
+                date = rec["assessment_date"].strftime("%Y-%m-%d") if pd.notna(rec["assessment_date"]) else ""
+                log.add(rule=f"tumour assessment: {rec['rule']}", action=rec["action"],
+                        center_id=center_of.get(rec["study_id"], ""), file="tumour_assessments",
+                        study_id=rec["study_id"], column=rec["column"], value=f"{date} {rec['lesion_id'] or ''}".strip())
+        summ = res.summary.set_index("study_id")
+        csum = conf.summary.set_index("study_id")
+        out[f"bor_{crit}"] = out["study_id"].map(summ["bor"].astype("object"))
+        out[f"bor_{crit}_confirmed"] = out["study_id"].map(csum["bor"].astype("object"))
+        out[f"best_pct_change_{crit}"] = out["study_id"].map(summ["best_pct_change"])
+        out[f"n_targets_{crit}"] = out["study_id"].map(summ["n_targets"])
+        pd_date = out["study_id"].map(summ["first_pd_date"])
+        pd_date = pd_date.where(pd_date <= cfg.data_cutoff)
+        last_ok = out["study_id"].map(summ["last_adequate_date"])
+        death = out["death_date"]  # already NaT when after the cut-off (overall_survival)
+        event_date = pd.concat([pd_date, death], axis=1).min(axis=1)
+        censor_date = last_ok.where(last_ok.notna() & (last_ok > out["index_date"]), out["index_date"])
+        censor_date = censor_date.where(censor_date <= cfg.data_cutoff, cfg.data_cutoff)
+        end = event_date.where(event_date.notna(), censor_date)
+        days = (end - out["index_date"]).dt.days
+        out[f"first_pd_date_{crit}"] = pd_date
+        out[f"pfs_{crit}_days"] = days
+        out[f"pfs_{crit}_months"] = days / DAYS_PER_MONTH
+        out[f"pfs_{crit}_event"] = event_date.notna().astype(int).where(out["index_date"].notna())
+        out[f"pfs_{crit}_by_death"] = (pd_date.isna() & death.notna()).astype(int).where(out["index_date"].notna())
+        extra[f"response_timepoints_{crit}"] = res.timepoints
+        extra[f"response_summary_{crit}"] = res.summary.merge(
+            conf.summary[["study_id", "bor"]].rename(columns={"bor": "bor_confirmed"}), on="study_id", how="left")
+        extra[f"site_agreement_{crit}"] = site_agreement(out, crit, log)
+    return out, extra
+
+
+def site_agreement(screened: pd.DataFrame, crit: str, log: QualityLog) -> pd.DataFrame:
+    """Cross-table of the site-recorded best response against the derived one (unconfirmed); each discordant
+    record is listed in the data-quality log. Site values are compared, never used."""
+    site, derived = screened[f"site_bor_{crit}"], screened[f"bor_{crit}"]
+    both = site.notna() & derived.notna()
+    order = ["CR", "PR", "SD", "PD", "NE"]
+    table = pd.crosstab(pd.Categorical(site[both], order), pd.Categorical(derived[both], order), dropna=False)
+    table.index.name, table.columns.name = f"site_{crit}", f"derived_{crit}"
+    differ = both & (site != derived)
+    if differ.any():
+        rows = screened.loc[differ].assign(_v=site[differ] + " (site) vs " + derived[differ] + " (derived)")
+        log.add_rows(rows, rule=f"site-recorded best response per {crit} differs from the derived one",
+                     action="derived response used", column=f"site_bor_{crit}", value_col="_v", severity="info")
+    return table.reset_index()
+
+
 def add_days_from_index(df: pd.DataFrame, index: pd.DataFrame, date_col: str) -> pd.DataFrame:
     """Attach ``days_from_index`` (date minus the patient's index date) to a child table."""
     out = df.merge(index[["study_id", "index_date"]], on="study_id", how="left")
@@ -332,10 +411,12 @@ def clean(input_dir: str | Path, cfg: CleaningConfig, log: QualityLog | None = N
     tables = drop_exact_duplicate_rows(tables, log)
     tables, _ = pseudonymise(tables, cfg.pseudonym_key, log)
     screened = derive_patients(tables, cfg, log)
+    screened, response_tables = derive_response_endpoints(screened, tables["tumour_assessments"], cfg, log)
     index = screened[["study_id", "index_date"]]
     date_cols = {"haic_cycles": "haic_date", "systemic_courses": "start_date", "tumour_assessments": "assessment_date",
                  "labs": "lab_date", "adverse_events": "onset_date", "follow_up": "last_contact_date"}
     out_tables = {name: add_days_from_index(tables[name], index, col) for name, col in date_cols.items()}
+    out_tables.update(response_tables)
     flow = flow_table(screened)
     check_flow(flow)
     return CleanedData(screened=screened, tables=out_tables, flow=flow, quality=log)
@@ -352,7 +433,10 @@ def write_cleaned(cleaned: CleanedData, out_dir: str | Path) -> dict[str, Any]:
     screened.to_parquet(out / "data" / "screened.parquet", index=False)
     screened[screened["eligible"]].to_parquet(out / "data" / "cohort.parquet", index=False)
     for name, df in cleaned.tables.items():
-        df.drop(columns=["source_row"], errors="ignore").to_parquet(out / "data" / f"{name}.parquet", index=False)
+        if name.startswith("site_agreement"):
+            df.to_csv(out / "tables" / f"{name}.csv", index=False)
+        else:
+            df.drop(columns=["source_row"], errors="ignore").to_parquet(out / "data" / f"{name}.parquet", index=False)
     cleaned.flow.to_csv(out / "tables" / "flow.csv", index=False)
     dq = cleaned.quality.to_frame()
     dq.to_csv(out / "tables" / "data_quality.csv", index=False)
