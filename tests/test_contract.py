@@ -108,3 +108,14 @@ def test_missing_required_column_is_logged_and_filled(tmp_path):
     assert tables["patients"]["ecog"].isna().all()
     dq = log.to_frame()
     assert ((dq.column == "ecog") & (dq.rule == "required column missing") & (dq.file == "C01/patients.csv")).any()
+
+
+def test_contract_labels_are_strings_not_yaml_booleans():
+    # YAML 1.1 reads an unquoted no/yes as a boolean, which would silently never match a centre's label
+    contract = load_contract()
+    for table in contract.tables:
+        for col, spec in contract.columns(table).items():
+            labels = list(spec.get("allowed") or [])
+            for variants in (spec.get("synonyms") or {}).values():
+                labels += list(variants)
+            assert not any(isinstance(v, bool) for v in labels), f"{table}.{col}: quote yes/no in the YAML"

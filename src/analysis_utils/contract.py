@@ -32,7 +32,7 @@ import yaml
 
 from .quality import REDACTED, QualityLog
 
-MISSING_TOKENS = {"", "na", "n/a", "nan", "null", "none_recorded", "-", "--", "/", "未知", "缺失", "nat"}
+MISSING_TOKENS = {"", "na", "n/a", "nan", "null", "unknown", "unk", "-", "--", "/", "未知", "不详", "缺失", "nat"}
 ISO_FORMAT = "%Y-%m-%d"
 
 
@@ -309,7 +309,8 @@ def _validate(df: pd.DataFrame, table: str, log: QualityLog) -> pd.DataFrame:
     except pa.errors.SchemaErrors as err:
         failures = err.failure_cases
     if table == "labs":
-        failures = pd.concat([failures, _lab_range_failures(df)], ignore_index=True)
+        lab_failures = _lab_range_failures(df)
+        failures = lab_failures if failures.empty else pd.concat([failures, lab_failures], ignore_index=True)
     for rec in failures.dropna(subset=["index"]).to_dict("records"):
         idx, col = rec["index"], rec["column"]
         spec = spec_cols.get(col, {})

@@ -681,3 +681,36 @@ def ae_by_term_table(events: pd.DataFrame, cohort: pd.DataFrame, top: int | None
     table = table.reset_index(drop=True)
     table.attrs["N"] = {arm: int(denom[arm]) for arm in order}
     return table.head(top) if top is not None else table
+
+
+# --------------------------------------------------------------------------------------------------- pipeline use
+def teae_events(adverse_events: pd.DataFrame, labs: pd.DataFrame, cohort: pd.DataFrame, window_days: float,
+                terms: CtcaeTerms | None = None) -> SafetyResult:
+    """Treatment-emergent events of the cohort's patients: reported AEs mapped to CTCAE terms
+    (:func:`map_terms`, column ``ae_term`` of the cleaned table) merged with lab-derived grades
+    (:func:`grade_lab_values`) by :func:`merge_adverse_events`. Data-quality entries of all three steps are
+    returned together."""
+    ids = set(cohort["study_id"])
+    ae = adverse_events[adverse_events["study_id"].isin(ids)]
+    lab = labs[labs["study_id"].isin(ids) & labs["value"].notna()]
+    mapped = map_terms(ae, terms, term_col="ae_term")
+    graded = grade_lab_values(lab, terms=terms)
+    merged = merge_adverse_events(mapped.data, graded.data, window_days,
+                                  cohort=cohort[["study_id", "index_date", "death_date"]], terms=terms)
+    return SafetyResult(merged.data, _concat_dq([mapped.dq, graded.dq, merged.dq]))
+
+
+def format_counts(table: pd.DataFrame, label_col: str, groups: Sequence[str] = ("",)) -> pd.DataFrame:
+    """Manuscript version of :func:`ae_summary_table` (``groups=("",)``) or :func:`ae_by_term_table`
+    (``groups=("any ", ">=3 ")``): 'n (%)' per arm and group, p-values formatted."""
+    from .tables import fmt_p
+
+    arms = list(table.attrs.get("N", {}))
+    out = pd.DataFrame({label_col: table[label_col]})
+    for g in groups:
+        for arm in arms:
+            head = f"{arm} (N = {table.attrs['N'][arm]})" + (f", {g.strip()}" if g else "")
+            out[head] = [f"{int(n)} ({p:.1f}%)" for n, p in zip(table[f"{arm} {g}n"], table[f"{arm} {g}%"])]
+        pcol = "p_value" if not g else f"p {g.strip()}"
+        out["P" + (f" ({g.strip()})" if g else "")] = table[pcol].map(fmt_p)
+    return out
