@@ -87,3 +87,19 @@ def make_export(tmp_path):
             write_center(raw, cid, pts, (date_formats or {}).get(cid, "%Y-%m-%d"), (formats or {}).get(cid, "csv"))
         return raw
     return _make
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """One full pipeline run (every notebook) on the small synthetic cohort of params/small.yaml, into a temporary
+    output root; shared by the end-to-end tests. Returns the output folder."""
+    from analysis_utils import pipeline
+
+    root = Path(__file__).resolve().parents[1]
+    tmp = tmp_path_factory.mktemp("small_run")
+    params = tmp / "small.yaml"
+    params.write_text(yaml.safe_dump({"base": str(root / "params" / "small.yaml"), "output_root": str(tmp / "outputs"),
+                                      "input_dir": str(tmp / "synthetic" / "raw")}))
+    result = pipeline.run_notebooks(params, log=lambda m: None)
+    assert result.ok, result.message
+    return Path(result.output_dir)

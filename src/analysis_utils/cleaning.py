@@ -108,9 +108,9 @@ def drop_exact_duplicate_rows(tables: dict[str, pd.DataFrame], log: QualityLog) 
 def study_id(center_id: pd.Series, mrn: pd.Series, key: str) -> pd.Series:
     """Stable pseudonym: 'S' + first 10 hex digits of HMAC-SHA256(key, 'centre|mrn')."""
     k = key.encode("utf-8")
-    return pd.Series([
-        "S" + hmac.new(k, f"{c}|{m}".encode("utf-8"), hashlib.sha256).hexdigest()[:10].upper()
-        for c, m in zip(center_id, mrn)], index=center_id.index, dtype="object")
+    pairs = center_id.astype(str) + "|" + mrn.astype(str)
+    ids = {p: "S" + hmac.new(k, p.encode("utf-8"), hashlib.sha256).hexdigest()[:10].upper() for p in pairs.unique()}
+    return pairs.map(ids).astype("object")
 
 
 def mark_duplicate_patients(patients: pd.DataFrame, log: QualityLog) -> pd.Series:

@@ -113,7 +113,7 @@ def read_raw_table(path: Path) -> pd.DataFrame:
         if path.suffix == ".csv":
             df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
         elif path.suffix == ".xlsx":
-            df = pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
+            df = pd.read_excel(path, dtype=str, keep_default_na=False, engine="calamine")
         else:
             raise ContractError(f"{path}: unsupported file type (CSV or XLSX expected)")
     except ContractError:
@@ -127,23 +127,30 @@ def read_raw_table(path: Path) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------------- parsing
+def _by_unique(s: pd.Series, func) -> pd.Series:
+    """Apply ``func`` once per distinct value (columns repeat values a lot), keeping NaN as NaN."""
+    uniques = s.dropna().unique()
+    return s.map(dict(zip(uniques, map(func, uniques))))
+
+
 def is_missing(s: pd.Series) -> pd.Series:
     """True where a text cell holds one of the missing-value tokens (empty, NA, null, -, ...)."""
-    return s.isna() | s.astype(str).map(normalise_label).isin(MISSING_TOKENS)
+    return s.isna() | _by_unique(s.astype("object"), lambda v: normalise_label(v) in MISSING_TOKENS).fillna(True).astype(bool)
 
 
 def parse_dates(s: pd.Series, date_format: str) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Parse text dates with the centre's declared ``strptime`` format.
 
     Returns (dates, parsed_as_iso, unparseable): values not in the declared format but valid ISO 8601
-    (``YYYY-MM-DD``) are accepted and flagged, since ISO is unambiguous; anything else is NaT and flagged.
+    (``YYYY-MM-DD``, or ``YYYY-MM-DD HH:MM:SS`` as Excel date cells arrive) are accepted and flagged, since ISO is
+    unambiguous; anything else is NaT and flagged. Times of day are dropped (dates only).
     """
     missing = is_missing(s)
     text = s.where(~missing)
     primary = pd.to_datetime(text, format=date_format, errors="coerce")
-    iso = pd.to_datetime(text.where(primary.isna()), format=ISO_FORMAT, errors="coerce")
+    iso = pd.to_datetime(text.where(primary.isna()), format="ISO8601", errors="coerce")
     parsed_as_iso = primary.isna() & iso.notna() & (date_format != ISO_FORMAT)
-    out = primary.fillna(iso)
+    out = primary.fillna(iso).dt.normalize()
     unparseable = out.isna() & ~missing
     return out, parsed_as_iso, unparseable
 
@@ -160,7 +167,7 @@ def map_categories(s: pd.Series, spec: dict[str, Any]) -> tuple[pd.Series, pd.Se
     """Map labels to canonical values through the contract's synonyms; returns (values, unknown-label flags)."""
     missing = is_missing(s)
     mapping = synonym_map(spec)
-    out = s.where(~missing).map(lambda v: mapping.get(normalise_label(v)) if isinstance(v, str) else None)
+    out = _by_unique(s.where(~missing), lambda v: mapping.get(normalise_label(v)))
     return out.astype("object").where(out.notna(), None), out.isna() & ~missing
 
 
