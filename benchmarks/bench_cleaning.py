@@ -44,7 +44,7 @@ def main() -> None:
     cfg = CleaningConfig.from_params(params, pipeline.pseudonym_key(params))
     cleaned, t_clean, m_clean = measure(lambda: clean(raw, cfg))
     print(f"input: {len(files)} files, {len(cleaned.screened)} screened records, {len(cleaned.cohort)} eligible")
-    print(f"{'step':<28}{'seconds':>10}{'peak RSS MiB':>10}")
+    print(f"{'step':<28}{'seconds':>10}{'peak RSS MiB':>14}")
     print(f"{'baseline: read files only':<28}{t_read:>10.2f}{m_read:>14.0f}")
     print(f"{'cleaning (all steps)':<28}{t_clean:>10.2f}{m_clean:>14.0f}")
     print(f"ratio cleaning / read-only: {t_clean / t_read:.1f}x; target < 20 s: {'met' if t_clean < 20 else 'NOT met'}")
