@@ -63,17 +63,6 @@ def test_params_errors_are_clear(tmp_path):
         pipeline.load_params(bad)
 
 
-def _identifier_values(raw: Path) -> set[str]:
-    from analysis_utils.contract import load_contract
-    ids = load_contract().identifier_columns()
-    values = set()
-    for f in raw.rglob("*.csv"):
-        df = pd.read_csv(f, dtype=str, keep_default_na=False)
-        for c in ids & set(df.columns):
-            values |= {v for v in df[c] if len(v) >= 4}
-    return values
-
-
 def output_text(out: Path) -> str:
     """All text of a run's outputs; parquet tables are read back (their bytes are compressed)."""
     parts = []
@@ -95,34 +84,6 @@ def _hashes(folder: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_end_to_end_on_a_hand_built_export(tmp_path):
-    raw = tmp_path / "raw"
-    write_center(raw, "C01", [patient_tables(f"A{i:03d}", n=i, haic=(["2023-02-10"] if i % 2 else None))
-                              for i in range(1, 9)], "%d/%m/%Y")
-    write_center(raw, "C02", [patient_tables("B001", n=30)], "%Y年%m月%d日", "xlsx")
-    params = tmp_path / "p.yaml"
-    params.write_text(yaml.safe_dump({"base": str(ROOT / "params" / "default.yaml"), "run_name": "e2e",
-                                      "input_dir": str(raw), "output_root": str(tmp_path / "out"),
-                                      "synthetic": {"generate": False}}))
-    raw_before = _hashes(raw)
-    first = pipeline.run_notebooks(params, log=lambda m: None)
-    assert first.ok, first.message
-    out = Path(first.output_dir)
-    h1 = _hashes(out)
-    second = pipeline.run_notebooks(params, log=lambda m: None)
-    assert second.ok and _hashes(out) == h1, "two runs with the same params must give identical outputs"
-    assert _hashes(raw) == raw_before
-    for f in ("results.json", "run_manifest.json", "figures/flow_diagram.png", "figures/flow_diagram.svg",
-              "tables/flow.csv", "tables/data_quality.csv", "data/cohort.parquet", "notebooks/01_cleaning.ipynb"):
-        assert (out / f).is_file(), f
-    text = output_text(out)
-    leaked = [v for v in _identifier_values(raw) if v in text]
-    assert not leaked, f"identifier values in outputs: {leaked[:5]}"
-    manifest = yaml.safe_load((out / "run_manifest.json").read_text())
-    assert set(manifest["input_sha256"]) == {p for p in raw_before}
-
-
-@pytest.mark.slow
 def test_failure_names_notebook_and_cell(tmp_path):
     params = tmp_path / "p.yaml"
     raw = tmp_path / "raw"
@@ -135,3 +96,61 @@ def test_failure_names_notebook_and_cell(tmp_path):
     assert not res.ok
     assert "01_cleaning.ipynb failed in cell" in res.message and "ContractError" in res.message
     assert "'labs' not found" in res.message
+
+
+def _all_identifier_values(raw: Path) -> set[str]:
+    """Identifier values of every CSV and XLSX file of a raw export (only values of >= 5 characters, so that
+    the search cannot hit by chance)."""
+    from analysis_utils.contract import load_contract, read_raw_table
+    ids = load_contract().identifier_columns() - {"birth_date"}
+    values = set()
+    for f in list(raw.rglob("*.csv")) + list(raw.rglob("*.xlsx")):
+        df = read_raw_table(f)
+        for c in ids & set(df.columns):
+            values |= {v for v in df[c] if len(v) >= 5}
+    return values
+
+
+@pytest.mark.slow
+def test_full_run_on_small_synthetic_cohort_leaks_no_identifier(small_run):
+    raw = small_run.parents[1] / "synthetic" / "raw"
+    values = _all_identifier_values(raw)
+    assert len(values) > 500  # names, phones, national IDs and record numbers of every patient
+    text = output_text(small_run)
+    leaked = sorted(v for v in values if v in text)
+    assert not leaked, f"identifier values found in outputs: {leaked[:5]}"
+    for f in ("notebooks/01_cleaning.ipynb", "results.json", "run_manifest.json", "tables/flow.csv"):
+        assert (small_run / f).is_file()
+
+
+@pytest.mark.slow
+def test_full_run_is_deterministic(small_run):
+    before = _hashes(small_run)
+    params = small_run.parents[1] / "small.yaml"
+    again = pipeline.run_notebooks(params, log=lambda m: None)
+    assert again.ok, again.message
+    after = _hashes(small_run)
+    differ = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    assert not differ, f"files differ between two identical runs: {differ}"
+
+
+@pytest.mark.slow
+def test_batch_runs_in_parallel_and_reports_each_run(tmp_path):
+    raw = tmp_path / "raw"
+    write_center(raw, "C01", [patient_tables("A1")])
+    (raw / "C01" / "follow_up.csv").unlink()
+    files = []
+    for name, input_dir in (("broken-table", raw), ("no-input", tmp_path / "nowhere")):
+        f = tmp_path / f"{name}.yaml"
+        f.write_text(yaml.safe_dump({"base": str(ROOT / "params" / "default.yaml"), "run_name": name,
+                                     "input_dir": str(input_dir), "output_root": str(tmp_path / "out"),
+                                     "synthetic": {"generate": False}}))
+        files.append(f)
+    results = pipeline.run_many(files, workers=2)
+    by_name = {r.run_name: r for r in results}
+    assert not by_name["broken-table"].ok and "'follow_up' not found" in by_name["broken-table"].message
+    assert not by_name["no-input"].ok and "does not exist" in by_name["no-input"].message
+    summary = pipeline.summarise(results)
+    assert "broken-table" in summary and "FAILED" in summary
+    with pytest.raises(pipeline.ParamsError, match="share run_name"):
+        pipeline.run_many([files[0], files[0]], workers=2)

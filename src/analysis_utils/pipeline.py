@@ -248,6 +248,8 @@ def run_notebooks(params_path: Path, *, generate: bool = True, progress_bar: boo
     input_dir = resolve(params["input_dir"], root)
     if not input_dir.is_dir():
         return RunResult(str(params_path), name, False, str(out), f"input folder {input_dir} does not exist", 0.0)
+    if not os.environ.get("MPLBACKEND", "inline").endswith("inline"):
+        os.environ.pop("MPLBACKEND")  # kernels must keep the inline backend so figures are stored in the notebooks
     if out.exists():
         if any(out.iterdir()) and not (out / "run_manifest.json").is_file():
             return RunResult(str(params_path), name, False, str(out),
@@ -326,4 +328,13 @@ def main_run(params_files: list[str], workers: int, progress_bar: bool) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summarise(results))
+    first_ok = next((r for r in results if r.ok), None)
+    if first_ok is not None:  # the manuscript follows the first successful run (analysis_utils.manuscript)
+        from . import manuscript
+
+        print()
+        try:
+            manuscript.build(first_ok.output_dir)
+        except (OSError, ValueError, KeyError) as exc:  # the analysis outputs stand; say why the article is not ready
+            print(f"manuscript not prepared: {type(exc).__name__}: {exc}", file=sys.stderr)
     return 0 if all(r.ok for r in results) else 1
