@@ -62,6 +62,10 @@ __all__ = [
     "match_nearest",
     "iptw_weights",
     "overlap_weights",
+    "MatchingOutput",
+    "check_matching_spec",
+    "run_matching",
+    "write_matching_data",
 ]
 
 R_ALIAS_TOL = 1e-7  # relative residual norm below which a design column is aliased (R qr() default tol)
@@ -910,3 +914,508 @@ def overlap_weights(ps: Any, treat: Any) -> np.ndarray:
     e for controls (= (1/e_received) / (1/e + 1/(1-e)))."""
     e, t = _check_ps(ps, treat)
     return np.where(t, 1 - e, e)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Orchestration: the study's matching and weighting from the params' ``matching:`` section
+# ----------------------------------------------------------------------------------------------------------------
+
+MATCHED_FILE = "data/matched.parquet"  # read by the survival, response and safety notebooks: keep name and columns
+WEIGHTS_FILE = "data/weights.parquet"
+SPEC_KEYS = ("covariates", "categorical", "missing", "distance", "caliper", "std_caliper", "ratio", "replace",
+             "m_order", "exact", "discard", "estimand", "smd_threshold", "weighting")
+DISTANCES = ("logit", "ps")
+VAR_RATIO_BOUNDS = (0.5, 2.0)  # acceptable variance ratio for continuous covariates (Austin 2009; clinical-rules §6)
+WEIGHTINGS = {  # name -> (label, estimand of the weights, estimand whose SMD denominator is used: cobalt)
+    "iptw_ate": ("IPTW (ATE)", "ATE", "ATE"),
+    "iptw_att": ("IPTW (ATT)", "ATT", "ATT"),
+    "overlap": ("Overlap weights (ATO)", "ATO", "ATE"),
+}
+SMD_DENOMINATOR_TEXT = {"ATT": "SD of the treated group", "ATC": "SD of the control group",
+                        "ATE": "pooled SD sqrt((s_t^2 + s_c^2) / 2)"}
+
+
+@dataclass
+class MatchingOutput:
+    """Everything ``run_matching`` builds. ``matched`` and ``weights`` are the files the outcome notebooks read
+    (data/matched.parquet, data/weights.parquet); the tables are ready to display or write."""
+
+    spec: dict[str, Any]
+    propensity: PropensityResult
+    match: MatchResult | None
+    data: pd.DataFrame
+    matched: pd.DataFrame
+    weights: pd.DataFrame
+    unmatched: pd.DataFrame
+    counts: pd.DataFrame
+    balance_matched: pd.DataFrame
+    balance_weighted: pd.DataFrame
+    ess: pd.DataFrame
+    table1_before: pd.DataFrame
+    table1_matched: pd.DataFrame
+    table1_iptw: pd.DataFrame
+    report: pd.DataFrame
+    summary: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+
+    def love_data(self) -> pd.DataFrame:
+        """Tidy |SMD| per term and sample for ``figures.love_plot``: unadjusted and matched (matching estimand's
+        denominator), then each weighting with its own estimand's denominator (cobalt). Terms are readable labels
+        (``tables.term_label``)."""
+        from analysis_utils.tables import term_label
+
+        parts = []
+        b = self.balance_matched
+        if not b.empty:
+            parts.append(pd.DataFrame({"term": b["term"], "sample": "Unadjusted", "smd": b["smd_un"].abs()}))
+            if "smd_adj" in b.columns:
+                parts.append(pd.DataFrame({"term": b["term"], "sample": "Matched", "smd": b["smd_adj"].abs()}))
+        bw = self.balance_weighted
+        if not bw.empty:
+            for name, (label, _, _) in WEIGHTINGS.items():
+                sub = bw[bw["weighting"] == name]
+                parts.append(pd.DataFrame({"term": sub["term"], "sample": label, "smd": sub["smd_adj"].abs()}))
+        if not parts:
+            return pd.DataFrame(columns=["term", "sample", "smd"])
+        out = pd.concat(parts, ignore_index=True)
+        names = {r.term: term_label(r.variable, r.level) for r in pd.concat([b, bw]).itertuples()}
+        return out.assign(term=out["term"].map(names))
+
+
+def check_matching_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """Validate the params' ``matching:`` section (clear ValueError naming the key); returns a normalised copy
+    with the optional ``table1`` mapping filled: ``extra`` (Table 1 variables beyond the covariates),
+    ``categorical`` (extra variables to show as n (%)), ``nonnormal`` (shown as median [Q1, Q3])."""
+    missing = [k for k in SPEC_KEYS if k not in spec]
+    if missing:
+        raise ValueError(f"matching spec: key(s) missing: {missing}")
+    s = dict(spec)
+    for key in ("covariates", "categorical", "exact"):
+        if s[key] is None:
+            s[key] = []
+        if not isinstance(s[key], (list, tuple)):
+            raise ValueError(f"matching spec: {key!r} must be a list, got {s[key]!r}")
+        s[key] = list(s[key])
+    if not s["covariates"]:
+        raise ValueError("matching spec: 'covariates' is empty")
+    if s["distance"] not in DISTANCES:
+        raise ValueError(f"matching spec: distance must be one of {DISTANCES}, got {s['distance']!r}")
+    if str(s["estimand"]).upper() not in SMD_DENOMINATOR_TEXT:
+        raise ValueError(f"matching spec: estimand must be 'ATT', 'ATC' or 'ATE', got {s['estimand']!r}")
+    s["estimand"] = str(s["estimand"]).upper()
+    if s["m_order"] not in M_ORDERS:
+        raise ValueError(f"matching spec: m_order must be one of {M_ORDERS}, got {s['m_order']!r}")
+    if s["discard"] not in DISCARDS:
+        raise ValueError(f"matching spec: discard must be one of {DISCARDS}, got {s['discard']!r}")
+    if not isinstance(s["weighting"], dict) or not {"stabilize", "trim_quantile"} <= set(s["weighting"]):
+        raise ValueError("matching spec: 'weighting' must hold 'stabilize' and 'trim_quantile'")
+    t1 = s.get("table1") or {}
+    if not isinstance(t1, dict) or set(t1) - {"extra", "categorical", "nonnormal"}:
+        raise ValueError("matching spec: 'table1' must be a mapping with keys among extra, categorical, nonnormal")
+    s["table1"] = {k: list(t1.get(k) or []) for k in ("extra", "categorical", "nonnormal")}
+    return s
+
+
+def _balance_frame(used: pd.DataFrame, covariates: list[str], design: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Covariates as modelled (booleans as 0/1) plus the model's missingness indicators ``<col>_missing`` (cobalt
+    shows them as covariates), so the balance tables check every column of the propensity model."""
+    frame = pd.DataFrame(index=used.index)
+    terms = []
+    for col in covariates:
+        x = used[col]
+        frame[col] = x.astype(float) if pd.api.types.is_bool_dtype(x) else x
+        terms.append(col)
+        ind = f"{col}_missing"
+        if ind in design.columns:
+            frame[ind] = design[ind].to_numpy(dtype=float)
+            terms.append(ind)
+    return frame, terms
+
+
+def _safe_ps(ps: np.ndarray) -> tuple[np.ndarray, int]:
+    """ps for the weight formulas: values numerically 0 or 1 (separation) are moved to PS_BOUNDARY / 1 -
+    PS_BOUNDARY so that weights stay finite; returns the count moved (reported)."""
+    clipped = np.clip(ps, PS_BOUNDARY, 1 - PS_BOUNDARY)
+    return clipped, int((clipped != ps).sum())
+
+
+def _weights(ps: np.ndarray, t: np.ndarray, spec: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """IPTW ATE (stabilised and trimmed as the params say; WeightIt), IPTW ATT (odds weights, neither stabilised
+    nor trimmed), overlap weights."""
+    wspec = spec["weighting"]
+    stab, trim = bool(wspec["stabilize"]), wspec["trim_quantile"]
+    untrimmed = iptw_weights(ps, t, "ATE", stabilize=stab)
+    ate = iptw_weights(ps, t, "ATE", stabilize=stab, trim=trim) if trim is not None else untrimmed
+    info = {"n_trimmed": int((ate < untrimmed).sum()),
+            "trim_value": float(ate[ate < untrimmed].max()) if (ate < untrimmed).any() else None}
+    return {"iptw_ate": ate, "iptw_att": iptw_weights(ps, t, "ATT", stabilize=False),
+            "overlap": overlap_weights(ps, t)}, info
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    """Number for the report: '—' if missing, 'inf' for an infinite SMD (a group without variance)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return "inf" if isinstance(x, float) and math.isinf(x) else f"{x:.{digits}f}"
+
+
+def _finite_or_none(x: Any) -> Any:
+    """JSON-safe number for results.json: NaN and infinities become None (the report keeps 'inf')."""
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def _vr_outside(table: pd.DataFrame, col: str) -> list[str]:
+    lo, hi = VAR_RATIO_BOUNDS
+    vr = table.loc[table["type"] == "continuous", ["term", col]] if col in table.columns else pd.DataFrame()
+    return [] if vr.empty else vr.loc[(vr[col] < lo) | (vr[col] > hi), "term"].tolist()
+
+
+def _table1_variables(cohort: pd.DataFrame, spec: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Table 1 rows: the requested covariates (also those dropped from the ps model as constant), then
+    ``table1.extra``; variables entirely missing are left out. Returns them and which are categorical."""
+    extra = [c for c in spec["table1"]["extra"] if c in cohort.columns and c not in spec["covariates"]]
+    variables = [c for c in spec["covariates"] + extra if cohort[c].notna().any()]
+    cats = set(spec["categorical"]) | set(spec["table1"]["categorical"])
+    return variables, [c for c in variables if c in cats]
+
+
+def _check_cohort(cohort: pd.DataFrame, arm_col: str, id_col: str, treated_arm: str, control_arm: str) -> None:
+    for col in (arm_col, id_col):
+        if col not in cohort.columns:
+            raise ValueError(f"run_matching: column {col!r} not in the cohort")
+    other = sorted(set(cohort[arm_col].dropna().unique()) - {treated_arm, control_arm})
+    if other:
+        raise ValueError(f"run_matching: column {arm_col!r} has values other than {treated_arm!r} and "
+                         f"{control_arm!r}: {other}")
+
+
+def _match_step(s: dict[str, Any], used: pd.DataFrame, t: np.ndarray, prop: PropensityResult, seed: Any,
+                problems: list[str]) -> MatchResult | None:
+    """``match_nearest`` with the spec's settings on the logit (linear predictor) or the ps; a data problem that
+    stops matching (e.g. missing values in an exact variable) is reported, not raised."""
+    ps = prop.ps.to_numpy(dtype=float)
+    if not np.isfinite(ps).all():
+        problems.append("propensity score not estimated: no matching or weighting")
+        return None
+    distance = prop.linear_predictor.to_numpy(dtype=float) if s["distance"] == "logit" else ps
+    try:
+        return match_nearest(distance, t, ratio=s["ratio"], caliper=s["caliper"], std_caliper=s["std_caliper"],
+                             replace=s["replace"], m_order=s["m_order"],
+                             exact=used[s["exact"]] if s["exact"] else None, discard=s["discard"], seed=seed)
+    except ValueError as exc:
+        problems.append(f"matching not done: {exc}")
+        return None
+
+
+def _weights_step(s: dict[str, Any], used: pd.DataFrame, t: np.ndarray, prop: PropensityResult, id_col: str,
+                  arm_col: str, problems: list[str]) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, Any]]:
+    """The weights file (id, arm, ps, logit_ps, one column per weighting; NaN weights when the ps is missing),
+    the weight vectors and the trimming / clipping counts."""
+    ps = prop.ps.to_numpy(dtype=float)
+    wts = pd.DataFrame({id_col: used[id_col].to_numpy(), arm_col: used[arm_col].to_numpy(), "ps": ps,
+                        "logit_ps": prop.linear_predictor.to_numpy(dtype=float)})
+    info: dict[str, Any] = {"n_trimmed": 0, "trim_value": None, "n_clipped": 0}
+    w: dict[str, np.ndarray] = {}
+    if np.isfinite(ps).all():
+        ps_w, info["n_clipped"] = _safe_ps(ps)
+        if info["n_clipped"]:
+            problems.append(f"{info['n_clipped']} propensity score(s) numerically 0 or 1 set to {PS_BOUNDARY:g} / "
+                            f"1 - {PS_BOUNDARY:g} for the weights")
+        w, trim = _weights(ps_w, t, s)
+        info.update(trim)
+    for name in WEIGHTINGS:
+        wts[f"w_{name}"] = w.get(name, np.full(len(used), np.nan))
+    return wts, w, info
+
+
+def _matched_frames(match: MatchResult | None, data: pd.DataFrame, used: pd.DataFrame, prop: PropensityResult,
+                    id_col: str, arm_col: str, problems: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The matched file (id, subclass, match_weight; subclass is nullable only with replacement, where MatchIt gives
+    none) and every unit left out with its reason (unmatched, or not in the ps model)."""
+    ids, arms = used[id_col].to_numpy(), used[arm_col].to_numpy()
+    if match is None:
+        matched = pd.DataFrame({id_col: pd.Series(dtype=object), "subclass": pd.Series(dtype="Int64"),
+                                "match_weight": pd.Series(dtype=float)})
+        unmatched = pd.DataFrame({id_col: ids, arm_col: arms, "reason": "matching not done"})
+    else:
+        sel = match.weights > 0
+        sub = match.subclass[sel]
+        subclass: Any = sub
+        if (sub <= 0).any():
+            subclass = pd.array(np.where(sub > 0, sub, 0), dtype="Int64")
+            subclass[sub <= 0] = pd.NA
+        matched = pd.DataFrame({id_col: ids[sel], "subclass": subclass, "match_weight": match.weights[sel]})
+        um = match.unmatched
+        idx = um["index"].to_numpy()
+        unmatched = pd.DataFrame({id_col: ids[idx], arm_col: arms[idx], "reason": um["reason"].to_numpy()})
+        if um["treated"].any():
+            problems.append(f"{int(um['treated'].sum())} treated unit(s) left unmatched (see the matching report)")
+        if not sel.any():
+            problems.append("no treated unit could be matched: the matched cohort is empty")
+    rows = prop.dropped_rows["row"].to_numpy()
+    if rows.size:
+        unmatched = pd.concat([unmatched, pd.DataFrame({
+            id_col: data.loc[rows, id_col].to_numpy(), arm_col: data.loc[rows, arm_col].to_numpy(),
+            "reason": "not in the propensity model: " + prop.dropped_rows["reason"].astype(str)})], ignore_index=True)
+    return matched, unmatched
+
+
+def _balance_step(s: dict[str, Any], used: pd.DataFrame, kept: list[str], prop: PropensityResult, t: np.ndarray,
+                  mw: np.ndarray | None, w: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame, Any, dict]:
+    """Balance of the matched sample (denominator of ``spec["estimand"]``) and of each weighting (its own
+    estimand's denominator, as cobalt), with their summaries at ``smd_threshold``."""
+    from analysis_utils import balance
+
+    frame, terms = _balance_frame(used, kept, prop.design)
+    if not terms:
+        return (pd.DataFrame(columns=["term", "variable", "level", "type", "smd_un"]),
+                pd.DataFrame(columns=["weighting", "term"]), None, {})
+    cats = [c for c in s["categorical"] if c in kept]
+    thr = float(s["smd_threshold"])
+    bal_m = balance.balance_table(frame, t, terms, weights=mw, estimand=s["estimand"], categorical=cats)
+    parts, sums = [], {}
+    for name, (_, w_est, denom_est) in WEIGHTINGS.items():
+        if name in w:
+            b = balance.balance_table(frame, t, terms, weights=w[name], estimand=denom_est, categorical=cats)
+            sums[name] = balance.balance_summary(b, thr)
+            parts.append(b.assign(weighting=name, weights_estimand=w_est))
+    bal_w = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["weighting", "term"])
+    if parts:
+        bal_w = bal_w[["weighting", "weights_estimand"] + [c for c in bal_w.columns
+                                                           if c not in ("weighting", "weights_estimand")]]
+    return bal_m, bal_w, balance.balance_summary(bal_m, thr), sums
+
+
+def _ess_table(t: np.ndarray, mw: np.ndarray | None, w: dict[str, np.ndarray], treated_arm: str,
+               control_arm: str) -> pd.DataFrame:
+    """Kish ESS per arm for the unadjusted sample, the matched sample and each weighting (MatchIt/cobalt)."""
+    from analysis_utils.balance import effective_sample_size
+
+    samples = [("Unadjusted", np.ones(t.size))] + ([("Matched", mw)] if mw is not None else []) + \
+        [(WEIGHTINGS[n][0], w[n]) for n in WEIGHTINGS if n in w]
+    return pd.DataFrame([{"sample": label, "group": g, "n": int(m.sum()), "n_nonzero": int((wv[m] > 0).sum()),
+                          "ess": effective_sample_size(wv[m])}
+                         for label, wv in samples for g, m in ((treated_arm, t), (control_arm, ~t))])
+
+
+def _table_ones(s: dict[str, Any], data: pd.DataFrame, used: pd.DataFrame, t: np.ndarray, mw: np.ndarray | None,
+                w: dict[str, np.ndarray], arm_col: str, order: list[str]
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Table 1 of the whole cohort and of the matched sample (tableone; the weighted version when k:1 or
+    replacement makes the matching weights differ from 1), and the IPTW (ATE) weighted Table 1."""
+    from analysis_utils import tables
+
+    variables, cats = _table1_variables(data, s)
+    non = s["table1"]["nonnormal"]
+    before = tables.table_one(data, arm_col, variables, cats, non, group_order=order)
+    matched = pd.DataFrame()
+    if mw is not None and (mw[t] > 0).any() and (mw[~t] > 0).any():
+        if np.allclose(mw[mw > 0], 1.0):
+            matched = tables.table_one(used.loc[mw > 0], arm_col, variables, cats, non, group_order=order)
+        else:
+            matched = tables.table_one_weighted(used, arm_col, variables, mw, cats, group_order=order,
+                                                estimand=s["estimand"], nonnormal=non)
+    iptw = (tables.table_one_weighted(used, arm_col, variables, w["iptw_ate"], cats, group_order=order,
+                                      estimand="ATE", nonnormal=non) if "iptw_ate" in w else pd.DataFrame())
+    return before, matched, iptw
+
+
+def _counts(match: MatchResult | None, t: np.ndarray, treated_arm: str, control_arm: str) -> pd.DataFrame:
+    """MatchIt's sample-size table (All, Matched, Unmatched, Discarded) with the arms as columns."""
+    counts = (match.counts() if match is not None else
+              pd.DataFrame({"Control": [int((~t).sum()), 0, int((~t).sum()), 0],
+                            "Treated": [int(t.sum()), 0, int(t.sum()), 0]},
+                           index=["All", "Matched", "Unmatched", "Discarded"]))
+    return counts.rename(columns={"Control": control_arm, "Treated": treated_arm})[[treated_arm, control_arm]]
+
+
+def _summary(s: dict[str, Any], data: pd.DataFrame, t: np.ndarray, prop: PropensityResult, kept: list[str],
+             match: MatchResult | None, matched: pd.DataFrame, counts: pd.DataFrame, bal_m: pd.DataFrame,
+             sum_m: Any, sum_w: dict, ess: pd.DataFrame, info: dict[str, Any], problems: list[str],
+             treated_arm: str, control_arm: str) -> dict[str, Any]:
+    """The key numbers for results.json (flat snake_case keys)."""
+    def ess_of(label: str, g: str) -> float | None:
+        r = ess[(ess["sample"] == label) & (ess["group"] == g)]
+        return float(r["ess"].iloc[0]) if len(r) else None
+
+    after = sum_m is not None and match is not None and "smd_adj" in bal_m.columns
+    failing = sum_m.failing if after else []
+    above = sorted({str(v) for v in bal_m.loc[bal_m["term"].isin(failing), "variable"]})
+    n_t, n_c = int(t.sum()), int((~t).sum())
+    m_t, m_c = int(counts.loc["Matched", treated_arm]), int(counts.loc["Matched", control_arm])
+    return {
+        "treated_arm": treated_arm, "control_arm": control_arm, "n_cohort": int(len(data)),
+        "n_ps_model": int(t.size), "n_excluded_from_ps_model": int(len(prop.dropped_rows)),
+        "n_treated_before": n_t, "n_control_before": n_c, "n_treated_matched": m_t, "n_control_matched": m_c,
+        "n_treated_unmatched": n_t - m_t, "n_control_unmatched": n_c - m_c,
+        "n_pairs": int(matched["subclass"].nunique()),
+        "distance": s["distance"], "m_order": s["m_order"], "ratio": s["ratio"], "replace": bool(s["replace"]),
+        "caliper_sd_units": float(s["caliper"]) if s["caliper"] is not None and s["std_caliper"] else None,
+        "caliper_raw": match.caliper_width if match is not None else None,
+        "caliper_distance_sd": match.caliper_sd if match is not None else None,
+        "estimand": s["estimand"], "smd_threshold": float(s["smd_threshold"]),
+        "max_abs_smd_before": sum_m.max_abs_smd_un if sum_m is not None else None,
+        "max_abs_smd_matched": sum_m.max_abs_smd_adj if after else None,
+        **{f"max_abs_smd_{n}": (sum_w[n].max_abs_smd_adj if n in sum_w else None) for n in WEIGHTINGS},
+        "ess_matched_treated": ess_of("Matched", treated_arm), "ess_matched_control": ess_of("Matched", control_arm),
+        **{f"ess_{n}_{side}": ess_of(WEIGHTINGS[n][0], g) for n in WEIGHTINGS
+           for side, g in (("treated", treated_arm), ("control", control_arm))},
+        "iptw_ate_n_trimmed": info["n_trimmed"], "iptw_ate_trim_value": info["trim_value"],
+        "n_ps_clipped": info["n_clipped"],
+        "terms_above_threshold_matched": failing, "n_terms_above_threshold_matched": len(failing),
+        "covariates_above_threshold_matched": above, "n_covariates_above_threshold_matched": len(above),
+        "covariates": kept, "covariates_dropped": list(prop.dropped_covariates),
+        "balanced": bool(sum_m.balanced) if after else False,
+        "ps_model_converged": bool(prop.converged), "n_problems": len(problems),
+    }
+
+
+def run_matching(cohort: pd.DataFrame, spec: dict[str, Any], *, arm_col: str = "arm",
+                 treated_arm: str = "HAIC-TKIs-P", control_arm: str = "TKIs-P", id_col: str = "study_id",
+                 seed: Any = None) -> MatchingOutput:
+    """The study's propensity-score analysis from the params' ``matching:`` section, MatchIt/WeightIt semantics:
+
+    1. ps by unpenalised logistic regression (``estimate_propensity``; covariates, factors and missing-data
+       strategy from ``spec``); constant or empty covariates are dropped and reported; separation is reported.
+    2. ``match_nearest`` on ``spec["distance"]`` ("logit": the linear predictor, MatchIt ``link = "linear.logit"``;
+       "ps": the score), ATT (treated units matched), with ``caliper``/``std_caliper``/``ratio``/``replace``/
+       ``m_order``/``exact``/``discard``; ``seed`` only matters for ``m_order = "random"``.
+    3. Weights: IPTW ATE (stabilised and trimmed per ``spec["weighting"]``), IPTW ATT, overlap (WeightIt).
+    4. Balance (``balance.balance_table``, binary covariates standardised as MatchIt): matched sample with the
+       denominator of ``spec["estimand"]``, each weighting with its own estimand's denominator (cobalt: ATE and
+       ATO pooled, ATT treated); ESS; Table 1 before, after matching and IPTW-weighted; the matching report.
+    Data problems (dropped covariates, separation, unmatched treated units, a failed fit) go to ``problems`` and
+    the report instead of raising. ``matched``: study_id, subclass, match_weight of the matched units;
+    ``weights``: study_id, arm, ps, logit_ps, w_iptw_ate, w_iptw_att, w_overlap of every unit in the ps model.
+    """
+    s = check_matching_spec(spec)
+    _check_cohort(cohort, arm_col, id_col, treated_arm, control_arm)
+    data = cohort.reset_index(drop=True)
+    prop = estimate_propensity(data, arm_col, s["covariates"], categorical=s["categorical"], missing=s["missing"],
+                               treated_value=treated_arm)
+    problems = list(prop.problems)
+    kept = [c for c in s["covariates"] if c not in prop.dropped_covariates]
+    if not kept:
+        problems.append("no covariate left in the propensity model: intercept-only model, every unit has the same "
+                        "score, so matching only follows data order and adjusts for nothing")
+    used = data.loc[prop.ps.index]
+    t = prop.treatment.to_numpy() == 1
+
+    match = _match_step(s, used, t, prop, seed, problems)
+    wts, w, info = _weights_step(s, used, t, prop, id_col, arm_col, problems)
+    matched, unmatched = _matched_frames(match, data, used, prop, id_col, arm_col, problems)
+    mw = match.weights if match is not None else None
+    bal_m, bal_w, sum_m, sum_w = _balance_step(s, used, kept, prop, t, mw, w)
+    ess = _ess_table(t, mw, w, treated_arm, control_arm)
+    t1_before, t1_matched, t1_iptw = _table_ones(s, data, used, t, mw, w, arm_col, [treated_arm, control_arm])
+    counts = _counts(match, t, treated_arm, control_arm)
+    summary = _summary(s, data, t, prop, kept, match, matched, counts, bal_m, sum_m, sum_w, ess, info, problems,
+                       treated_arm, control_arm)
+    report = _matching_report(s, prop, match, summary, counts, unmatched, bal_m, sum_m, sum_w, ess, problems,
+                              treated_arm, control_arm, arm_col)
+    summary = {k: _finite_or_none(v) for k, v in summary.items()}
+    return MatchingOutput(s, prop, match, used.assign(treat=t.astype(int)), matched, wts, unmatched, counts, bal_m,
+                          bal_w, ess, t1_before, t1_matched, t1_iptw, report, summary, problems)
+
+
+def _matching_report(s: dict[str, Any], prop: PropensityResult, match: MatchResult | None, summary: dict[str, Any],
+                     counts: pd.DataFrame, unmatched: pd.DataFrame, bal: pd.DataFrame, sum_m: Any,
+                     sum_w: dict[str, Any], ess: pd.DataFrame, problems: list[str], treated_arm: str,
+                     control_arm: str, arm_col: str) -> pd.DataFrame:
+    """The PSM report items of Yao et al. (JNCI 2017) and clinical-rules §6 as rows (section, item, value)."""
+    rows: list[tuple[str, str, str]] = []
+
+    def add(section: str, item: str, value: Any) -> None:
+        rows.append((section, item, str(value)))
+
+    sec = "Propensity model"
+    add(sec, "Model", "logistic regression of arm on baseline covariates (unpenalised GLM, logit link; R glm, "
+                      "MatchIt distance = 'glm')")
+    add(sec, "Covariates requested", ", ".join(s["covariates"]))
+    add(sec, "Covariates used", ", ".join(summary["covariates"]) or "none (intercept-only model)")
+    add(sec, "Covariates dropped", "; ".join(f"{c}: {why}" for c, why in prop.dropped_covariates.items()) or "none")
+    add(sec, "Missing data", {"indicator": "missing-indicator method (median / mode fill + <covariate>_missing "
+                                           "indicator in the model)",
+                              "complete_case": "complete cases only"}[s["missing"]])
+    add(sec, "Units in the model", f"{summary['n_ps_model']} of {summary['n_cohort']} "
+                                   f"({summary['n_treated_before']} {treated_arm}, "
+                                   f"{summary['n_control_before']} {control_arm})")
+    add(sec, "Model converged", "yes" if prop.converged else "no")
+    sec = "Matching"
+    add(sec, "Method", f"greedy nearest neighbour {s['ratio']}:1 {'with' if s['replace'] else 'without'} "
+                       f"replacement (MatchIt method = 'nearest', estimand ATT)")
+    add(sec, "Distance", "logit of the propensity score (MatchIt link = 'linear.logit')" if s["distance"] == "logit"
+        else "propensity score")
+    add(sec, "Matching order", f"{s['m_order']} distance first (MatchIt m.order = '{s['m_order']}')")
+    if s["caliper"] is None:
+        add(sec, "Caliper", "none")
+    elif s["std_caliper"]:
+        add(sec, "Caliper", f"{s['caliper']} SD of the distance = {_fmt(summary['caliper_raw'], 4)} raw units "
+                            f"(SD {_fmt(summary['caliper_distance_sd'], 4)}, n - 1, all non-discarded units pooled)")
+    else:
+        add(sec, "Caliper", f"{s['caliper']} raw units of the distance")
+    add(sec, "Exact matching on", ", ".join(s["exact"]) or "none")
+    add(sec, "Common-support discard", s["discard"])
+    sec = "Sample sizes"
+    for g in (treated_arm, control_arm):
+        c = counts[g]
+        add(sec, g, f"{c['All']} before, {c['Matched']} matched, {c['Unmatched']} unmatched, "
+                    f"{c['Discarded']} discarded")
+    add(sec, "Matched pairs (subclasses)", "none: with replacement MatchIt gives no subclasses" if s["replace"]
+        else summary["n_pairs"])
+    sec = "Unmatched units"
+    if len(unmatched):
+        why_short = unmatched["reason"].where(~unmatched["reason"].str.startswith("not in the propensity model: "),
+                                              "not in the propensity model (complete case: missing covariate values)")
+        for (g, why), n in unmatched.assign(reason=why_short).groupby([arm_col, "reason"]).size().items():
+            add(sec, f"{g}: {why}", n)
+    else:
+        add(sec, "All units matched", "yes")
+    sec = "Balance after matching"
+    add(sec, "SMD", f"(mean treated - mean control) / {SMD_DENOMINATOR_TEXT[s['estimand']]} in the unmatched "
+                    f"sample (estimand {s['estimand']}; MatchIt); binary covariates standardised")
+    add(sec, "Max |SMD| before", _fmt(summary["max_abs_smd_before"]))
+    add(sec, "Max |SMD| after matching", _fmt(summary["max_abs_smd_matched"]))
+    add(sec, f"Terms with |SMD| > {summary['smd_threshold']}", ", ".join(summary["terms_above_threshold_matched"])
+        or "none")
+    if sum_m is not None and sum_m.not_computed:
+        add(sec, "Terms whose SMD could not be computed", ", ".join(sum_m.not_computed))
+    if "var_ratio_adj" in bal.columns:
+        add(sec, f"Continuous covariates with variance ratio outside {VAR_RATIO_BOUNDS[0]}–{VAR_RATIO_BOUNDS[1]}",
+            ", ".join(_vr_outside(bal, "var_ratio_adj")) or "none")
+    add(sec, "Balanced", "yes" if summary["balanced"] else "no")
+    sec = "Weighting"
+    wspec = s["weighting"]
+    for name, (label, w_est, denom_est) in WEIGHTINGS.items():
+        if name not in sum_w:
+            add(sec, label, "not computed")
+            continue
+        how = {"iptw_ate": f"1/ps, 1/(1-ps){', stabilised' if wspec['stabilize'] else ''}"
+                           + (f", trimmed at the {wspec['trim_quantile']} quantile "
+                              f"({summary['iptw_ate_n_trimmed']} weight(s) set to "
+                              f"{_fmt(summary['iptw_ate_trim_value'])})" if wspec["trim_quantile"] is not None
+                              else ""),
+               "iptw_att": "treated 1, controls ps/(1-ps); not stabilised, not trimmed",
+               "overlap": "treated 1-ps, controls ps"}[name]
+        e_t = ess[(ess["sample"] == label) & (ess["group"] == treated_arm)]["ess"].iloc[0]
+        e_c = ess[(ess["sample"] == label) & (ess["group"] == control_arm)]["ess"].iloc[0]
+        add(sec, label, f"{how}; max |SMD| {_fmt(sum_w[name].max_abs_smd_adj)} ({SMD_DENOMINATOR_TEXT[denom_est]}); "
+                        f"ESS {e_t:.1f} {treated_arm}, {e_c:.1f} {control_arm}; terms above threshold: "
+                        f"{', '.join(sum_w[name].failing) or 'none'}")
+    for p in problems:
+        add("Notes and problems", "Note", p)
+    return pd.DataFrame(rows, columns=["section", "item", "value"])
+
+
+def write_matching_data(output: MatchingOutput, out_dir: Any) -> dict[str, str]:
+    """Write ``data/matched.parquet`` (study_id, subclass, match_weight; matched units) and ``data/weights.parquet``
+    (study_id, arm, ps, logit_ps, w_iptw_ate, w_iptw_att, w_overlap) under ``out_dir``; returns the paths."""
+    from pathlib import Path
+
+    paths = {}
+    for rel, frame in ((MATCHED_FILE, output.matched), (WEIGHTS_FILE, output.weights)):
+        path = Path(out_dir) / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(path, index=False)
+        paths[rel.split("/")[-1].split(".")[0]] = rel
+    return paths

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 NOT_REACHED = "NR"
@@ -57,3 +58,259 @@ def write_table(df: pd.DataFrame, out_dir: str | Path, name: str, markdown: pd.D
     df.to_csv(folder / f"{name}.csv", index=False)
     (folder / f"{name}.md").write_text(to_markdown(markdown if markdown is not None else df), encoding="utf-8")
     return {"csv": f"tables/{name}.csv", "md": f"tables/{name}.md"}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Table 1 (baseline characteristics by arm)
+# ----------------------------------------------------------------------------------------------------------------
+
+COVARIATE_LABELS = {
+    "age": "Age, years", "sex": "Sex", "etiology": "Aetiology", "ecog": "ECOG performance status",
+    "child_pugh_class": "Child-Pugh class", "child_pugh_score": "Child-Pugh score", "albi_grade": "ALBI grade",
+    "albi_score": "ALBI score", "bclc_stage": "BCLC stage", "tumour_number": "Number of tumours",
+    "multiple_tumours": "Multiple tumours", "max_tumour_size_cm": "Largest tumour diameter, cm",
+    "mvi": "Macrovascular invasion", "vp_grade": "Portal vein tumour thrombus (Vp)", "vp4": "Vp4 thrombus",
+    "ehs": "Extrahepatic spread", "afp": "AFP, ng/mL", "afp_ge_400": "AFP ≥400 ng/mL", "log10_afp": "log10 AFP",
+    "pivka_ii": "PIVKA-II, mAU/mL", "tki_agent": "TKI / anti-VEGF agent", "pd1_agent": "PD-1 inhibitor",
+    "center_id": "Centre",
+}
+LEVEL_LABELS = {"male": "Male", "female": "Female", "hbv": "HBV", "hcv": "HCV", "hbv_hcv": "HBV + HCV",
+                "nafld": "NAFLD", "alcohol": "Alcohol", "other": "Other"}
+YES, NO = "Yes", "No"
+
+
+def _label(var: str, labels: dict[str, str] | None) -> str:
+    return (labels or {}).get(var, COVARIATE_LABELS.get(var, var))
+
+
+def _is_categorical(x: pd.Series, var: str, categorical: set[str]) -> bool:
+    return var in categorical or pd.api.types.is_bool_dtype(x) or not pd.api.types.is_numeric_dtype(x)
+
+
+def _level_text(v: Any) -> str:
+    """A level as text; whole floats print without decimals (ECOG 1.0 -> '1'); ``LEVEL_LABELS`` for codes."""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return LEVEL_LABELS.get(str(v), str(v))
+
+
+def _table_frame(df: pd.DataFrame, covariates: list[str], categorical: set[str]
+                 ) -> tuple[pd.DataFrame, list[str], dict[str, list[Any]]]:
+    """Copy of the covariates for display: booleans become 'Yes'/'No' (Yes first), categorical levels as strings
+    in their sorted (or pandas category) order. Returns the frame, the categorical columns and the level order."""
+    out = pd.DataFrame(index=df.index)
+    cats: list[str] = []
+    order: dict[str, list[Any]] = {}
+    for var in covariates:
+        x = df[var]
+        if not _is_categorical(x, var, categorical):
+            out[var] = pd.to_numeric(x).astype(float)
+            continue
+        cats.append(var)
+        if pd.api.types.is_bool_dtype(x) or (len(x.dropna()) > 0 and all(isinstance(v, (bool, np.bool_))
+                                                                          for v in x.dropna())):
+            out[var] = x.map(lambda v: None if pd.isna(v) else (YES if bool(v) else NO)).astype(object)
+            order[var] = [lv for lv in (YES, NO) if lv in set(out[var].dropna())]
+            continue
+        levels = (list(x.cat.categories) if isinstance(x.dtype, pd.CategoricalDtype)
+                  else sorted(x.dropna().unique().tolist(), key=lambda v: (str(type(v)), v)))
+        out[var] = x.map(lambda v: None if pd.isna(v) else _level_text(v)).astype(object)
+        present = set(out[var].dropna())
+        order[var] = [_level_text(lv) for lv in levels if _level_text(lv) in present]
+    return out, cats, order
+
+
+def _groups(g: pd.Series, group_order: list[Any] | None, name: str) -> list[Any]:
+    present = g.dropna().unique().tolist()
+    groups = [v for v in (group_order or []) if v in present] + sorted(v for v in present
+                                                                      if v not in (group_order or []))
+    if len(groups) != 2:
+        raise ValueError(f"group column {name!r} must hold exactly 2 groups for SMD and p-values, found {groups}")
+    return groups
+
+
+def _suffix(is_cat: bool, nonnormal: bool) -> str:
+    return "n (%)" if is_cat else ("median [Q1, Q3]" if nonnormal else "mean (SD)")
+
+
+def table_one(df: pd.DataFrame, group_col: str, covariates: list[str], categorical: list[str] | None = None,
+              nonnormal: list[str] | None = None, labels: dict[str, str] | None = None,
+              group_order: list[Any] | None = None, decimals: int = 1) -> pd.DataFrame:
+    """Unweighted Table 1 by arm with the Python ``tableone`` package (``TableOne(..., pval=True, smd=True)``).
+
+    Continuous: mean (SD), or median [Q1, Q3] for ``nonnormal``; p from Welch's t-test or Kruskal-Wallis.
+    Categorical (``categorical``, booleans, text): n (%) among non-missing values (``include_null=False``; missing
+    counted in the Missing column); p from chi-squared (Yates-corrected for 2 x 2, Fisher's exact when an expected
+    count is < 5 in a 2 x 2). SMD as tableone computes it, shown as an absolute value: continuous Cohen's d with the
+    pooled SD sqrt((s1^2 + s2^2) / 2) from the SDs of the table (ddof = 1, TableOne's ``ddof``; tableone's raw-data
+    ``_cont_smd`` path would use ddof = 0, but the table's SMD is computed from the summary statistics);
+    categorical the multivariate Yang & Dalton (2012) SMD over the levels (first level dropped), as R's tableone. This is NOT the MatchIt/cobalt SMD of the balance tables
+    (fixed unadjusted-sample denominator by estimand; ``balance.balance_table``). P formatted with ``fmt_p``.
+    Returns one row per variable (continuous) or per level (categorical): Characteristic, Level, Missing,
+    Overall, <arm 1>, <arm 2>, SMD, P, Test. No weights: see ``table_one_weighted``.
+    """
+    import warnings
+
+    from tableone import TableOne
+
+    categorical_set = set(categorical or [])
+    absent = [c for c in [group_col, *covariates] if c not in df.columns]
+    if absent:
+        raise ValueError(f"table_one: columns not in data: {absent}")
+    groups = _groups(df[group_col], group_order, group_col)
+    data, cats, order = _table_frame(df, covariates, categorical_set)
+    data[group_col] = df[group_col].map(lambda v: v if v in groups else None)
+    data = data[data[group_col].notna()]
+    empty = [v for v in covariates if data[v].notna().sum() == 0]
+    if empty:
+        raise ValueError(f"table_one: covariate(s) entirely missing: {empty}")
+    non = [v for v in (nonnormal or []) if v in covariates and v not in cats]
+    if not covariates:  # tableone needs at least one variable
+        n = data[group_col].value_counts()
+        return pd.DataFrame([{"Characteristic": "n", "Level": "", "Missing": "", "Overall": str(len(data)),
+                              **{g: str(int(n.get(g, 0))) for g in groups}, "SMD": "", "P": "", "Test": ""}])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tableone warns on small expected counts; the Test column says so
+        t1 = TableOne(data, columns=list(covariates), categorical=cats, continuous=[v for v in covariates
+                      if v not in cats], nonnormal=non, groupby=group_col, pval=True, smd=True, htest_name=True,
+                      include_null=False, label_suffix=False, decimals=decimals, ddof=1,
+                      order={group_col: groups, **order}, overall=True)
+    tab = t1.tableone
+    tab.columns = [c[1] if isinstance(c, tuple) else c for c in tab.columns]
+    smd = t1.smd_table.iloc[:, 0].abs() if t1.smd_table is not None else pd.Series(dtype=float)
+    htest = t1.htest_table
+    rows = [{"Characteristic": "n", "Level": "", "Missing": "", "Overall": str(tab.iloc[0]["Overall"]),
+             **{g: str(tab.iloc[0][str(g)]) for g in groups}, "SMD": "", "P": "", "Test": ""}]
+    for var in covariates:
+        is_cat = var in cats
+        block = tab.loc[var] if is_cat else tab.loc[[var]]
+        levels = order[var] if is_cat else [""]
+        for i, lv in enumerate(levels):
+            r = block.loc[lv] if is_cat else block.iloc[0]
+            if isinstance(r, pd.DataFrame):
+                r = r.iloc[0]
+            first = i == 0
+            rows.append({
+                "Characteristic": f"{_label(var, labels)}, {_suffix(is_cat, var in non)}" if first else "",
+                "Level": lv, "Missing": str(int(data[var].isna().sum())) if first else "",
+                "Overall": str(r["Overall"]), **{g: str(r[str(g)]) for g in groups},
+                "SMD": fmt_num(smd.get(var, float("nan")), 3, "—") if first else "",
+                "P": fmt_p(htest.loc[var, "P-Value"]) if first else "",
+                "Test": str(htest.loc[var, "Test"]) if first else "",
+            })
+    return pd.DataFrame(rows)
+
+
+def table_one_weighted(df: pd.DataFrame, group_col: str, covariates: list[str], weights: Any,
+                       categorical: list[str] | None = None, labels: dict[str, str] | None = None,
+                       group_order: list[Any] | None = None, estimand: str = "ATE", decimals: int = 1,
+                       nonnormal: list[str] | None = None) -> pd.DataFrame:
+    """Weighted Table 1 (IPTW, or matching weights), built on ``analysis_utils.balance`` because tableone has no
+    weights. Continuous: weighted mean (SD) (``balance.weighted_mean``; SD = sqrt of ``balance.weighted_var``,
+    the reliability-weight variance of MatchIt/cobalt), or for ``nonnormal`` weighted median [Q1, Q3]
+    (``weighted_quantile``, inverse weighted eCDF). Categorical: weighted % among non-missing values.
+    SMD: |``balance.balance_table`` SMD| with the unadjusted-sample denominator of ``estimand`` (ATT treated SD,
+    ATE pooled sqrt((s1^2 + s0^2) / 2)), binary levels standardised (MatchIt), one per level for categoricals.
+    The first group of ``group_order`` is the 'treated' group of the SMD. No p-values (a weighted test needs a
+    design-based variance). Rows 'n' (units with weight > 0) and 'ESS' (Kish effective sample size)."""
+    from analysis_utils import balance
+
+    absent = [c for c in [group_col, *covariates] if c not in df.columns]
+    if absent:
+        raise ValueError(f"table_one_weighted: columns not in data: {absent}")
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (len(df),):
+        raise ValueError(f"table_one_weighted: {w.size} weights for {len(df)} rows")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("table_one_weighted: weights must be finite and non-negative")
+    groups = _groups(df[group_col], group_order, group_col)
+    keep = df[group_col].isin(groups).to_numpy()
+    data, cats, order = _table_frame(df.loc[keep], covariates, set(categorical or []))
+    w = w[keep]
+    g = df.loc[keep, group_col].to_numpy()
+    treat = g == groups[0]
+    bal = balance.balance_table(data, treat, covariates, weights=w, estimand=estimand, categorical=cats)
+    smd = {(r.variable, "" if r.level is None else str(r.level)): abs(r.smd_adj) for r in bal.itertuples()}
+    masks = {grp: g == grp for grp in groups}
+    rows = [{"Characteristic": "n", "Level": "", "Missing": "",
+             **{grp: str(int((w[m] > 0).sum())) for grp, m in masks.items()}, "SMD": ""},
+            {"Characteristic": "ESS", "Level": "", "Missing": "",
+             **{grp: fmt_num(balance.effective_sample_size(w[m]), 1) for grp, m in masks.items()}, "SMD": ""}]
+    for var in covariates:
+        x = data[var]
+        ok = x.notna().to_numpy() & (w > 0)
+        label = _label(var, labels)
+        n_miss = str(int((x.isna().to_numpy() & (w > 0)).sum()))
+        if var not in cats:
+            xv = x.to_numpy(dtype=float)
+            cells = {}
+            skewed = var in (nonnormal or [])
+            for grp, m in masks.items():
+                sel = m & ok
+                if skewed:
+                    q1, med, q3 = (weighted_quantile(xv[sel], w[sel], q) for q in (0.25, 0.5, 0.75))
+                    cells[grp] = (f"{fmt_num(med, decimals, '—')} [{fmt_num(q1, decimals, '—')}, "
+                                  f"{fmt_num(q3, decimals, '—')}]")
+                    continue
+                mean = balance.weighted_mean(xv[sel], w[sel])
+                sd = math.sqrt(balance.weighted_var(xv[sel], w[sel], False)) if sel.sum() > 1 else float("nan")
+                cells[grp] = f"{fmt_num(mean, decimals, '—')} ({fmt_num(sd, decimals, '—')})"
+            rows.append({"Characteristic": f"{label}, {_suffix(False, skewed)}", "Level": "", "Missing": n_miss,
+                         **cells,
+                         "SMD": fmt_num(smd.get((var, ""), float("nan")), 3, "—")})
+            continue
+        for i, lv in enumerate(order[var]):
+            cells = {}
+            for grp, m in masks.items():
+                sel = m & ok
+                tot = w[sel].sum()
+                pct = 100 * w[sel & (x == lv).to_numpy()].sum() / tot if tot > 0 else float("nan")
+                cells[grp] = fmt_num(pct, decimals, "—")
+            rows.append({"Characteristic": f"{label}, weighted %" if i == 0 else "", "Level": lv,
+                         "Missing": n_miss if i == 0 else "", **cells,
+                         "SMD": fmt_num(smd.get((var, lv), float("nan")), 3, "—")})
+    return pd.DataFrame(rows)
+
+
+def weighted_quantile(x: Any, w: Any, q: float) -> float:
+    """Weighted quantile as the inverse of the weighted eCDF: the smallest x with sum(w[x_i <= x]) / sum(w) >= q
+    (with equal weights this is R's quantile type 1). NaN when no positive weight."""
+    x = np.asarray(x, dtype=float)
+    w = np.asarray(w, dtype=float)
+    ok = ~np.isnan(x) & (w > 0)
+    if not ok.any():
+        return float("nan")
+    order = np.argsort(x[ok], kind="stable")
+    xs, cw = x[ok][order], np.cumsum(w[ok][order])
+    idx = int(np.searchsorted(cw / cw[-1], q - 1e-12, side="left"))
+    return float(xs[min(idx, xs.size - 1)])
+
+
+def term_label(variable: str, level: Any = None, labels: dict[str, str] | None = None) -> str:
+    """Readable name of a balance-table term: 'ECOG performance status: 1'; a missingness indicator
+    '<col>_missing' of the propensity model reads 'Aetiology (missing)'."""
+    if variable.endswith("_missing") and variable not in COVARIATE_LABELS and not (labels or {}).get(variable):
+        return f"{_label(variable[: -len('_missing')], labels)} (missing)"
+    text = _label(variable, labels)
+    return text if level is None or (isinstance(level, float) and math.isnan(level)) else \
+        f"{text}: {_level_text(level)}"
+
+
+def format_balance(table: pd.DataFrame, labels: dict[str, str] | None = None, digits: int = 3) -> pd.DataFrame:
+    """Manuscript view of a ``balance.balance_table`` (MatchIt ``summary.matchit`` columns): term, means, SMD,
+    variance ratio (continuous only) and max eCDF difference, before and (when present) after adjustment.
+    A ``weighting`` column (several weightings stacked) is kept as the first column. An empty table (no covariate
+    left) gives an empty frame."""
+    if table.empty or "smd_un" not in table.columns:
+        return pd.DataFrame({"Covariate": pd.Series(dtype=object)})
+    out = pd.DataFrame({"Covariate": [term_label(v, lv, labels) for v, lv in zip(table["variable"], table["level"])]})
+    parts = [("un", "before")] + ([("adj", "after")] if "smd_adj" in table.columns else [])
+    for suffix, when in parts:
+        out[f"Mean treated ({when})"] = [fmt_num(v, digits, "—") for v in table[f"mean_treated_{suffix}"]]
+        out[f"Mean control ({when})"] = [fmt_num(v, digits, "—") for v in table[f"mean_control_{suffix}"]]
+        out[f"SMD ({when})"] = [fmt_num(v, digits, "—") for v in table[f"smd_{suffix}"]]
+        out[f"Variance ratio ({when})"] = [fmt_num(v, 2, "—") for v in table[f"var_ratio_{suffix}"]]
+        out[f"eCDF max ({when})"] = [fmt_num(v, digits, "—") for v in table[f"ecdf_max_{suffix}"]]
+    if "weighting" in table.columns:
+        out.insert(0, "Weighting", table["weighting"].to_numpy())
+    return out
