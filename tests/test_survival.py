@@ -620,3 +620,191 @@ def test_bad_model_input_raises_clear_message():
         sv.kaplan_meier([1, 2], [1, 1], conf_type="logit")
     with pytest.raises(ValueError, match="beyond the last follow-up"):
         sv.rmst([1, 2, 3], [1, 0, 0], tau=5)
+
+
+# ------------------------------------------------------------------------------ notebook orchestration (03_survival)
+H, C = sv.TREATMENT_ARM, sv.CONTROL_ARM
+SPEC = {"conf_type": "log-log", "conf_level": 0.95, "timepoints_months": [6], "rmst_tau_months": 6, "ties": "efron"}
+
+
+def _two_arms() -> pd.DataFrame:
+    # HAIC: (2,1) (4,0) (6,1) (8,0); control: (1,1) (3,1) (5,1) (7,0); one row with a missing time (dropped)
+    return pd.DataFrame({"t": [2, 4, 6, 8, 1, 3, 5, 7, np.nan], "e": [1, 0, 1, 0, 1, 1, 1, 0, 1],
+                         "arm": [H] * 4 + [C] * 5, "pair": [1, 2, 3, 4, 1, 2, 3, 4, 4]})
+
+
+def test_analyse_endpoint_hand_computed():
+    res = sv.analyse_endpoint(_two_arms(), "t", "e", SPEC)
+    assert res["n_dropped"] == 1 and res["n"] == {H: 4, C: 4} and res["events"] == {H: 2, C: 3}
+    # HAIC KM: t=2 n=4 d=1 -> 0.75; t=6 n=2 d=1 -> 0.375: median 6 (first time S <= 0.5)
+    # control KM: t=1 -> 0.75, t=3 n=3 d=1 -> 0.5, t=5 n=2 d=1 -> 0.25: S = 0.5 exactly on [3, 5) -> median (3+5)/2 = 4
+    assert res["median"].loc[H, "median"] == 6.0 and res["median"].loc[C, "median"] == 4.0
+    at = res["survival_at"].set_index("arm")["surv"]
+    assert at[H] == pytest.approx(0.375) and at[C] == pytest.approx(0.25)
+    # RMST to 6: HAIC 2*1 + 4*0.75 = 5; control 1*1 + 2*0.75 + 2*0.5 + 1*0.25 = 3.75; difference 1.25
+    rm = res["rmst"].set_index("quantity")["estimate"]
+    assert rm[f"RMST {H}"] == pytest.approx(5.0) and rm[f"RMST {C}"] == pytest.approx(3.75)
+    assert rm["RMST difference"] == pytest.approx(1.25)
+    data = _two_arms().dropna()
+    lr = sv.logrank_test(data["t"], data["e"], data["arm"])
+    assert res["test"] == {"label": "Log-rank", "p": lr.p, "chi2": lr.chi2}
+    direct = sv.cox_ph(data, "t", "e", ["arm"])
+    assert res["hr"]["hr"] == pytest.approx(direct.loc[0, "hr"]) and res["hr"]["n"] == 8
+    assert res["km"][H].attrs["conf_type"] == "log-log" and not res["notes"]
+    # reverse KM (censorings as events): times 4, 7, 8 censored among 8 -> its median is where it reaches 0.5
+    assert res["follow_up"]["median"] == sv.median_follow_up_reverse_km(data["t"], data["e"])["median"]
+
+
+def test_analyse_endpoint_cluster_and_weights():
+    data = _two_arms().dropna()
+    res = sv.analyse_endpoint(data, "t", "e", SPEC, cluster_col="pair")
+    assert res["hr"]["variance"] == "robust (cluster=pair)"
+    assert res["hr"]["se"] == pytest.approx(sv.cox_ph(data, "t", "e", ["arm"], cluster_col="pair").loc[0, "se"])
+    # weights all 1: weighted KM and RMST equal the unweighted ones; the test becomes the robust Wald of the Cox model
+    w = sv.analyse_endpoint(data.assign(w=1.0), "t", "e", SPEC, weights_col="w")
+    plain = sv.analyse_endpoint(data, "t", "e", SPEC)
+    assert w["weighted"] and w["test"]["label"].startswith("Robust Wald") and w["test"]["p"] == w["hr"]["p"]
+    pd.testing.assert_frame_equal(w["rmst"].iloc[:3].reset_index(drop=True),
+                                  plain["rmst"].iloc[:3].reset_index(drop=True), check_exact=False)
+    # weights 2 on every row: the KM estimate (not its variance) is unchanged
+    w2 = sv.analyse_endpoint(data.assign(w=2.0), "t", "e", SPEC, weights_col="w")
+    np.testing.assert_allclose(w2["km"][H]["surv"], plain["km"][H]["surv"])
+
+
+def test_analyse_endpoint_records_what_is_not_estimable():
+    # no events at all: medians not reached, no Cox / Schoenfeld, tau beyond follow-up -> notes, not exceptions
+    data = _two_arms().dropna().assign(e=0)
+    res = sv.analyse_endpoint(data, "t", "e", {**SPEC, "rmst_tau_months": 24})
+    assert res["cox"] is None and res["ph"] is None and res["rmst"] is None and np.isnan(res["hr"]["hr"])
+    assert not res["median"].loc[H, "median_reached"] and np.isnan(res["test"]["p"])
+    assert any("Cox model" in n for n in res["notes"]) and any("RMST" in n for n in res["notes"])
+
+
+def test_analyse_endpoint_bad_input():
+    data = _two_arms()
+    with pytest.raises(ValueError, match="other than"):
+        sv.analyse_endpoint(data.assign(arm="HAIC"), "t", "e", SPEC)
+    with pytest.raises(ValueError, match="both arms"):
+        sv.analyse_endpoint(data[data["arm"] == H], "t", "e", SPEC)
+    with pytest.raises(ValueError, match="not in the data"):
+        sv.analyse_endpoint(data, "t", "e", SPEC, weights_col="w")
+
+
+def test_flat_results_keys_and_values():
+    res = sv.analyse_endpoint(_two_arms(), "t", "e", SPEC)
+    full = sv.flat_results(res, "os")
+    assert full["os_median_haic"] == 6.0 and full["os_median_control"] == 4.0 and full["os_median_haic_reached"]
+    assert full["os_6m_haic"] == pytest.approx(0.375) and full["os_rmst_diff"] == pytest.approx(1.25)
+    assert full["os_hr_unadj"] == res["hr"]["hr"] and full["os_events_control"] == 3
+    assert "os_logrank_p" in full and full["os_rmst_tau"] == 6.0
+    matched = sv.flat_results(res, "os", "matched")
+    assert matched["os_median_haic_matched_lower"] == res["median"].loc[H, "lower"]
+    assert matched["os_hr_matched"] == res["hr"]["hr"] and "os_logrank_p_matched" in matched
+    weighted = sv.flat_results(sv.analyse_endpoint(_two_arms().assign(w=1.5), "t", "e", SPEC, weights_col="w"),
+                               "os", "iptw")
+    assert "os_hr_iptw" in weighted and not any(k.startswith("os_logrank") for k in weighted)
+
+
+def test_prepare_covariates_missing_indicator_design():
+    df = pd.DataFrame({"age": [50.0, np.nan, 60, 70], "ecog": [0.0, 1.0, np.nan, 1.0],
+                       "sex": ["f", "m", "m", None], "mvi": pd.array([True, False, True, True], dtype="boolean"),
+                       "const": [1.0, 1.0, 1.0, 1.0], "size": [5.0, np.nan, 7.0, 9.0]})
+    data, cols, notes = sv.prepare_covariates(df, ["age", "ecog", "sex", "mvi", "const", "size"], ["ecog"])
+    # age: median of 50, 60, 70 = 60; ecog: mode 1 (two 1s), integer levels 0 < 1; sex: mode "m"; mvi -> 0/1
+    assert data["age"].tolist() == [50, 60, 60, 70] and data["age_missing"].tolist() == [0, 1, 0, 0]
+    assert list(data["ecog"].cat.categories) == [0, 1] and data["ecog"].tolist() == [0, 1, 1, 1]
+    assert data["sex"].tolist() == ["f", "m", "m", "m"] and data["mvi"].tolist() == [1.0, 0.0, 1.0, 1.0]
+    assert data["size"].tolist() == [5, 7, 7, 9]  # median of 5, 7, 9
+    # size is missing on the same row as age: its indicator would be collinear with age_missing -> left out
+    assert cols == ["age", "age_missing", "ecog", "ecog_missing", "sex", "sex_missing", "mvi", "size"]
+    assert any("const" in n for n in notes) and any("size_missing: identical to age_missing" in n for n in notes)
+    # mode tie (one "f", one "m") -> first level in sorted order
+    tie, _, _ = sv.prepare_covariates(pd.DataFrame({"sex": ["m", "f", None]}), ["sex"])
+    assert tie["sex"].tolist() == ["m", "f", "f"]
+    cc_df = pd.DataFrame({"age": [50.0, 60, np.nan, 70, 80], "sex": ["f", "m", "m", "f", None]})
+    cc, cc_cols, cc_notes = sv.prepare_covariates(cc_df, ["age", "sex"], missing="complete_case")
+    assert cc.index.tolist() == [0, 1, 3] and cc_cols == ["age", "sex"] and "2 of 5 rows dropped" in cc_notes[0]
+    with pytest.raises(ValueError, match="not in the data"):
+        sv.prepare_covariates(df, ["albi"])
+    with pytest.raises(ValueError, match="missing must be"):
+        sv.prepare_covariates(df, ["age"], missing="impute")
+
+
+def test_adjusted_cox_is_cox_on_the_prepared_design(lung):
+    df = lung.assign(arm=np.where(lung["sex"] == 2, H, C), ecog=lung["ph.ecog"]).dropna(subset=["ecog"])
+    df.loc[df.index[:10], "age"] = np.nan
+    table = sv.adjusted_cox(df, "time", "status", ["age", "ecog"], categorical=["ecog"])
+    data, cols, _ = sv.prepare_covariates(df, ["age", "ecog"], ["ecog"])
+    direct = sv.cox_ph(data, "time", "status", ["arm", *cols])
+    np.testing.assert_allclose(table["coef"], direct["coef"])
+    assert table["term"].iloc[0] == sv.ARM_TERM and "age_missing" in set(table["term"])
+    assert table.attrs["n"] == len(df) and table.attrs["missing"] == "indicator"
+    cc = sv.adjusted_cox(df, "time", "status", ["age", "ecog"], ["ecog"], missing="complete_case")
+    assert cc.attrs["n"] == len(df) - 10 and cc.attrs["n_input"] == len(df)
+
+
+def test_landmark_analysis_reclassifies_by_haic_start():
+    # L = 3 months = 91.3 days. Rows: (time, event, arm, offset days)
+    df = pd.DataFrame({"t": [2.0, 5, 6, 7, 8, 9, 10, 4], "e": [1, 1, 0, 1, 1, 0, 1, 1],
+                       "arm": [H, H, H, H, C, C, C, C], "off": [10, -20, 100, 30, np.nan, np.nan, np.nan, np.nan]})
+    lm = sv.landmark_analysis(df, "t", "e", 3, offset_days_col="off")
+    # t=2 dies before L -> excluded; offset 100 days = 3.29 months > L -> re-classified to TKIs-P
+    assert lm["n"] == 7 and lm["n_excluded"] == 1 and lm["n_reclassified"] == 1 and lm["n_events"] == 5
+    d = lm["data"].set_index("t_baseline")
+    assert d.loc[6, "arm"] == C and d.loc[6, "arm_baseline"] == H and d.loc[5, "arm"] == H
+    assert d["t"].tolist() == [2.0, 3, 4, 5, 6, 7, 1]
+    direct = sv.cox_ph(lm["data"], "t", "e", ["arm"])
+    assert lm["hr_unadj"]["hr"] == pytest.approx(direct.loc[0, "hr"]) and lm["cox_adj"] is None
+    with pytest.raises(ValueError, match="not in the data"):
+        sv.landmark_analysis(df, "t", "e", 3)
+
+
+def test_hr_tables_and_formats():
+    data = _two_arms().dropna()
+    table = sv.hr_summary({"unadjusted": sv.cox_ph(data, "t", "e", ["arm"]), "missing model": None})
+    assert table["analysis"].tolist() == ["unadjusted", "missing model"] and np.isnan(table.loc[1, "hr"])
+    f = sv.format_hr_summary(table)
+    assert f.loc[1, "HR (95% CI)"] == "NE (NE–NE)" and f.loc[1, "N"] == "—" and f.loc[0, "N"] == "8"
+    assert f.loc[0, "HR (95% CI)"] == f"{table.loc[0, 'hr']:.2f} ({table.loc[0, 'lower']:.2f}–{table.loc[0, 'upper']:.2f})"
+    with pytest.raises(ValueError, match="not in the Cox table"):
+        sv.arm_hr(sv.cox_ph(data, "t", "e", ["pair"]))
+    notes: list[str] = []
+    assert sv.attempt(notes, "cox", sv.cox_ph, data.assign(e=0), "t", "e", ["arm"]) is None
+    assert notes and notes[0].startswith("cox: not estimable")
+
+
+def test_km_and_rmst_summaries():
+    # HAIC never drops to 0.5 here (one death among four) -> median "NR"
+    data = pd.DataFrame({"t": [2, 4, 6, 8, 1, 3, 5, 7], "e": [1, 0, 0, 0, 1, 1, 1, 0], "arm": [H] * 4 + [C] * 4})
+    res = sv.analyse_endpoint(data, "t", "e", SPEC)
+    s = sv.km_summary({"full": res})
+    assert s["arm"].tolist() == [H, C] and s.loc[0, "s_6m"] == pytest.approx(0.75)
+    f = sv.format_km_summary(s, "log-log")
+    assert f.loc[0, "n (events)"] == "4 (1)" and f.loc[0, "Median, months (95% CI, log-log)"].startswith("NR (")
+    assert f.loc[1, "Median, months (95% CI, log-log)"].startswith("4.0 (")
+    assert f.loc[0, "6m survival, % (95% CI)"].startswith("75.0 (")
+    r = sv.rmst_summary({"full": res, "none": {**res, "rmst": None}})
+    # RMST to 6: HAIC 2 + 4*0.75 = 5, control 3.75 -> 1.25
+    assert r.loc[0, "diff"] == pytest.approx(1.25) and np.isnan(r.loc[1, "diff"])
+    fr = sv.format_rmst_summary(r)
+    assert fr.loc[0, f"RMST {H}"] == "5.0" and fr.loc[1, "P"] == "—"
+
+
+def test_km_plot_number_at_risk_row_matches_number_at_risk():
+    from analysis_utils import figures
+
+    res = sv.analyse_endpoint(_two_arms(), "t", "e", SPEC)
+    fig = figures.km_plot(res, x_max=9, tick_step=3)
+    risk_ax = fig.axes[1]
+    # ticks 0, 3, 6, 9: HAIC times 2, 4, 6, 8 -> at risk 4, 3, 2, 0; control 1, 3, 5, 7 -> 4, 3, 1, 0
+    colour = {t.get_text(): t.get_color() for t in risk_ax.texts}
+    by_arm = {}
+    for t in risk_ax.texts:
+        if t.get_text().isdigit():
+            by_arm.setdefault(t.get_color(), []).append(int(t.get_text()))
+    assert by_arm[figures.ARM_COLOURS[H]] == [4, 3, 2, 0] and by_arm[figures.ARM_COLOURS[C]] == [4, 3, 1, 0]
+    assert colour[H] == figures.ARM_COLOURS[H]
+    box = fig.axes[0].texts[0].get_text()
+    assert f"{H}: 6.0 (" in box and f"{C}: 4.0 (" in box and "Log-rank p" in box
+    import matplotlib.pyplot as plt
+    plt.close(fig)

@@ -1099,6 +1099,9 @@ def _interaction_lrt(data: pd.DataFrame, duration_col: str, event_col: str, cova
 ARM_TERM = f"arm[T.{TREATMENT_ARM}]"  # the arm coefficient's name in cox_ph tables (HAIC-TKIs-P vs TKIs-P)
 ARM_TAGS = {TREATMENT_ARM: "haic", CONTROL_ARM: "control"}  # arm -> short tag used in flat result keys
 DAYS_PER_MONTH = 365.25 / 12  # as cleaning: months = days / 30.4375
+ENDPOINTS = {"os": ("os_months", "os_event", "Overall survival"),                # key -> (time, event, label)
+             "pfs_recist": ("pfs_recist_months", "pfs_recist_event", "PFS (RECIST 1.1)"),
+             "pfs_mrecist": ("pfs_mrecist_months", "pfs_mrecist_event", "PFS (mRECIST)")}
 
 
 def prepare_covariates(df: pd.DataFrame, covariates: Sequence[str], categorical: Sequence[str] = (),
@@ -1193,8 +1196,9 @@ def adjusted_cox(df: pd.DataFrame, time_col: str, event_col: str, covariates: Se
     return table
 
 
-def _attempt(notes: list[str], label: str, fn, *args, **kwargs):  # noqa: ANN001, ANN202 - small local helper
-    """Run ``fn``; on ValueError (not estimable: no events, tau beyond follow-up, ...) record a note, return None."""
+def attempt(notes: list[str], label: str, fn, *args, **kwargs):  # noqa: ANN001, ANN201 - any statistic
+    """``fn(*args, **kwargs)``, or None with a note appended to ``notes`` when it raises ValueError or LinAlgError
+    (not estimable: no events, an arm without patients, tau beyond follow-up, singular information, ...)."""
     try:
         return fn(*args, **kwargs)
     except (ValueError, np.linalg.LinAlgError) as exc:
@@ -1270,7 +1274,7 @@ def analyse_endpoint(df: pd.DataFrame, time_col: str, event_col: str, spec: dict
                 "median": pd.DataFrame(medians).T.rename_axis("arm"),
                 "survival_at": pd.concat(at, ignore_index=True),
                 "follow_up": median_follow_up_reverse_km(t_all, e_all, conf_type=conf_type, conf_level=conf_level)})
-    cox = _attempt(notes, "Cox model", cox_ph, data, time_col, event_col, [arm_col], ties=ties,
+    cox = attempt(notes, "Cox model", cox_ph, data, time_col, event_col, [arm_col], ties=ties,
                    weights_col=weights_col, cluster_col=cluster_col, conf_level=conf_level)
     res["cox"], res["hr"] = cox, arm_hr(cox)
     if weights_col is None:
@@ -1280,16 +1284,16 @@ def analyse_endpoint(df: pd.DataFrame, time_col: str, event_col: str, spec: dict
         res["test"] = {"label": "Log-rank", "p": lr.p, "chi2": lr.chi2}
     else:
         res["test"] = {"label": "Robust Wald (weighted Cox)", "p": res["hr"]["p"], "chi2": np.nan}
-    zph = _attempt(notes, "Schoenfeld test", schoenfeld_test, data, time_col, event_col, [arm_col], ties=ties,
+    zph = attempt(notes, "Schoenfeld test", schoenfeld_test, data, time_col, event_col, [arm_col], ties=ties,
                    weights_col=weights_col)
     res["ph"] = zph
     res["ph_p"] = float(zph.table.loc[zph.table["term"] == arm_col, "p"].iloc[0]) if zph is not None else np.nan
     arm1 = arm_all == TREATMENT_ARM
     if weights_col is None:
-        res["rmst"] = _attempt(notes, f"RMST at tau = {tau:g}", rmst_difference, t_all, e_all, arm_all, tau=tau,
+        res["rmst"] = attempt(notes, f"RMST at tau = {tau:g}", rmst_difference, t_all, e_all, arm_all, tau=tau,
                                treatment=TREATMENT_ARM, conf_level=conf_level)
     else:
-        res["rmst"] = _attempt(notes, f"RMST at tau = {tau:g}", _weighted_rmst_difference, t_all, e_all, w_all,
+        res["rmst"] = attempt(notes, f"RMST at tau = {tau:g}", _weighted_rmst_difference, t_all, e_all, w_all,
                                arm1, tau, conf_level)
     return res
 
@@ -1371,8 +1375,8 @@ def landmark_analysis(df: pd.DataFrame, time_col: str, event_col: str, landmark_
     if covariates:
         fits["adj"] = lambda: adjusted_cox(lm, time_col, event_col, covariates, categorical, missing, ties=ties,
                                            conf_level=conf_level)
-    for key, fit in fits.items():
-        table = _attempt(notes, f"landmark Cox ({key})", fit) if len(lm) else None
+    for key in ("unadj", "adj"):  # without covariates the adjusted model is absent (None, NaN HR)
+        table = attempt(notes, f"landmark Cox ({key})", fits[key]) if len(lm) and key in fits else None
         out[f"cox_{key}"], out[f"hr_{key}"] = table, arm_hr(table)
     return out
 
@@ -1382,3 +1386,96 @@ def hr_summary(models: dict[str, pd.DataFrame | None], term: str = ARM_TERM) -> 
     rows = [{"analysis": label, **arm_hr(table, term)} for label, table in models.items()]
     return pd.DataFrame(rows, columns=["analysis", "n", "n_events", "hr", "lower", "upper", "p", "se", "variance",
                                        "flag"])
+
+
+def km_summary(results: dict[str, dict]) -> pd.DataFrame:
+    """Numbers table from several ``analyse_endpoint`` results (label -> result): one row per label and arm with n,
+    events, median and CI, S(t) and CI at each timepoint (columns ``s_<t>m``, ``s_<t>m_lower``, ...), and RMST."""
+    rows = []
+    for label, res in results.items():
+        at = res["survival_at"]
+        rm = None if res["rmst"] is None else res["rmst"].set_index("quantity")
+        for arm in res["km"]:
+            med = res["median"].loc[arm]
+            row = {"analysis": label, "arm": arm, "n": res["n"][arm], "events": res["events"][arm],
+                   "median": med["median"], "median_lower": med["lower"], "median_upper": med["upper"]}
+            for r in at[at["arm"] == arm].itertuples(index=False):
+                k = f"s_{_time_key(r.time)}"
+                row.update({k: r.surv, f"{k}_lower": r.lower, f"{k}_upper": r.upper})
+            if rm is not None:
+                r = rm.loc[f"RMST {arm}"]
+                row.update({"rmst": r["estimate"], "rmst_lower": r["lower"], "rmst_upper": r["upper"]})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_km_summary(summary: pd.DataFrame, conf_type: str = "") -> pd.DataFrame:
+    """Manuscript version of ``km_summary``: 'n (events)', 'median (CI)' in months ('NR' = not reached), survival
+    at each timepoint as % (CI), RMST (CI) in months."""
+    from .tables import fmt_est_ci
+
+    out = pd.DataFrame({"Analysis": summary["analysis"], "Arm": summary["arm"],
+                        "n (events)": [f"{int(n)} ({int(e)})" for n, e in zip(summary["n"], summary["events"])],
+                        f"Median, months (95% CI{', ' + conf_type if conf_type else ''})": [
+                            fmt_est_ci(m, lo, hi, digits=1) for m, lo, hi in
+                            zip(summary["median"], summary["median_lower"], summary["median_upper"])]})
+    for c in [c for c in summary.columns if c.startswith("s_") and not c.endswith(("_lower", "_upper"))]:
+        out[f"{c[2:]} survival, % (95% CI)"] = [
+            fmt_est_ci(100 * s, 100 * lo, 100 * hi, digits=1, missing="—") for s, lo, hi in
+            zip(summary[c], summary[f"{c}_lower"], summary[f"{c}_upper"])]
+    if "rmst" in summary.columns:
+        out["RMST, months (95% CI)"] = [fmt_est_ci(r, lo, hi, digits=1, missing="—") for r, lo, hi in
+                                        zip(summary["rmst"], summary["rmst_lower"], summary["rmst_upper"])]
+    return out
+
+
+def format_hr_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Manuscript version of ``hr_summary`` (extra leading columns such as the endpoint are kept): N, events,
+    HR (95% CI), P, variance; 'NE' where the model is not estimable."""
+    from .tables import fmt_est_ci, fmt_p
+
+    lead = [c for c in table.columns if c not in ("n", "n_events", "hr", "lower", "upper", "p", "se", "variance",
+                                                  "flag")]
+    out = table[lead].copy()
+    out["N"] = [("—" if pd.isna(n) else f"{int(n)}") for n in table["n"]]
+    out["Events"] = [("—" if pd.isna(n) else f"{int(n)}") for n in table["n_events"]]
+    out["HR (95% CI)"] = [fmt_est_ci(h, lo, hi, missing="NE") for h, lo, hi in
+                          zip(table["hr"], table["lower"], table["upper"])]
+    out["P"] = [fmt_p(p) for p in table["p"]]
+    out["Variance"] = table["variance"].to_numpy()
+    return out
+
+
+def flat_hr(hr: dict, key: str) -> dict[str, object]:
+    """``{key: hr, key_lower, key_upper, key_p}`` from an ``arm_hr`` dict, for ``results.json``."""
+    return {key: hr["hr"], f"{key}_lower": hr["lower"], f"{key}_upper": hr["upper"], f"{key}_p": hr["p"]}
+
+
+def rmst_summary(results: dict[str, dict]) -> pd.DataFrame:
+    """RMST difference (HAIC-TKIs-P minus TKIs-P) per ``analyse_endpoint`` result (label -> result): tau, RMST per
+    arm, difference with CI and p; NaN where it was not estimable (see the result's notes)."""
+    rows = []
+    for label, res in results.items():
+        row = {"analysis": label, "tau": np.nan, "rmst_haic": np.nan, "rmst_control": np.nan, "diff": np.nan,
+               "lower": np.nan, "upper": np.nan, "p": np.nan}
+        if res["rmst"] is not None:
+            by = res["rmst"].set_index("quantity")
+            d = by.loc["RMST difference"]
+            row.update({"tau": res["rmst"].attrs["tau"], "rmst_haic": by.loc[f"RMST {TREATMENT_ARM}", "estimate"],
+                        "rmst_control": by.loc[f"RMST {CONTROL_ARM}", "estimate"], "diff": d["estimate"],
+                        "lower": d["lower"], "upper": d["upper"], "p": d["p"]})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_rmst_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Manuscript version of ``rmst_summary`` (months, one decimal; '—' when not estimable)."""
+    from .tables import fmt_est_ci, fmt_num, fmt_p
+
+    return pd.DataFrame({
+        "Analysis": table["analysis"], "tau, months": [fmt_num(t, 0, "—") for t in table["tau"]],
+        f"RMST {TREATMENT_ARM}": [fmt_num(v, 1, "—") for v in table["rmst_haic"]],
+        f"RMST {CONTROL_ARM}": [fmt_num(v, 1, "—") for v in table["rmst_control"]],
+        "Difference, months (95% CI)": [fmt_est_ci(d, lo, hi, digits=1, missing="—") for d, lo, hi in
+                                        zip(table["diff"], table["lower"], table["upper"])],
+        "P": [fmt_p(p) for p in table["p"]]})
