@@ -346,7 +346,7 @@ def forest_plot(table: pd.DataFrame, overall: dict | None = None, labels: dict[s
     ax.axvline(1.0, color="0.5", lw=0.8, ls="--")
     ax.set_xscale("log")
     ax.set_xlim(lo, hi)
-    ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10) if lo <= t <= hi]
+    ticks = [t for t in (0.1, 0.25, 0.5, 1, 2, 4, 10) if lo <= t <= hi]  # evenly spaced on the log axis
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
     ax.set_xlabel(xlabel, fontsize=8)

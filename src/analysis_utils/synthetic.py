@@ -66,7 +66,7 @@ Generator assumptions (every number is a tunable module constant; ASSUMPTION = n
 7. Response (cal. 2c): latent score R = 0.75 * W + RESPONSE_COEF . x + 0.55 * noise, W the normal score of the
    progression copula (responders live longer). Per realised arm the top quantiles of R are the latent
    categories (nested: RECIST CR within mRECIST CR within RECIST responders within mRECIST responders;
-   LATENT_RESPONSE_RATES). Depth of LD change: PR -0.38 to -0.80, SD -0.18 to +0.10; viable (enhancing)
+   LATENT_RESPONSE_RATES). Depth of LD change: PR -0.34 to -0.80, SD -0.26 to +0.14; viable (enhancing)
    diameter shrinks faster (70 % of the time) and deeper (mRECIST CR: viable 0, extrahepatic and non-target
    disease gone). Depth is reached at 1.8-4 months along 1 + d * (t/t_d)^0.6; per-visit noise +-2.5 % (capped
    5 %) with a running minimum, so no spurious progression; non-CR lesions keep >= 5 mm (RECIST 1.1 1.2).
@@ -1166,19 +1166,21 @@ def _depths(cat_r: str, cat_m: str, rng: np.random.Generator) -> tuple[float, fl
     """Depth of LD change and of viable-diameter change for the nested latent categories (cal. 2c)."""
     if cat_r == "CR":
         return -1.0, -1.0
+    # Margins of a few points around the -30 % (PR) and +20 % (PD) thresholds keep the derived response on the
+    # latent category's side despite whole-millimetre measurements, while the waterfall stays nearly continuous.
     if cat_r == "PR":
-        d_r = rng.uniform(-0.80, -0.38)
+        d_r = rng.uniform(-0.80, -0.34)
     elif cat_m in ("CR", "PR"):
-        d_r = rng.uniform(-0.18, -0.05)
+        d_r = rng.uniform(-0.26, -0.05)
     else:
-        d_r = rng.uniform(-0.18, 0.10)
+        d_r = rng.uniform(-0.26, 0.14)
     if cat_m == "CR":
         return d_r, -1.0
     if cat_m == "PR":
-        if d_r < -0.38:      # RECIST PR too: viable 5-20 points deeper, kept above -0.95 (not a CR)
-            return d_r, float(np.clip(d_r - rng.uniform(0.05, 0.2), -0.95, -0.38))
-        return d_r, float(rng.uniform(-0.80, -0.38))
-    return d_r, float(np.clip(d_r - rng.uniform(0.0, 0.04), -0.18, 0.10))
+        if d_r < -0.34:      # RECIST PR too: viable 5-20 points deeper, kept above -0.95 (not a CR)
+            return d_r, float(np.clip(d_r - rng.uniform(0.05, 0.2), -0.95, -0.34))
+        return d_r, float(rng.uniform(-0.80, -0.34))
+    return d_r, float(np.clip(d_r - rng.uniform(0.0, 0.04), -0.26, 0.14))
 
 
 def _person_imaging(row: Any, centre: Centre, rng: np.random.Generator, out: list[dict]) -> dict:
