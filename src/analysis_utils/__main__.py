@@ -1,4 +1,4 @@
-"""Command line: ``python -m analysis_utils run|synth|dictionary``."""
+"""Command line: ``python -m analysis_utils run|synth|dictionary|manuscript``."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--params", default="params/default.yaml")
     dic = sub.add_parser("dictionary", help="write the human-readable data dictionary from the contract YAML")
     dic.add_argument("--out", default="docs/data-dictionary.md")
+    ms = sub.add_parser("manuscript", help="fill the Quarto manuscript from a finished run and render it if Quarto "
+                                           "is on the PATH")
+    ms.add_argument("--params", default="params/default.yaml", help="the params file of the run to use")
+    ms.add_argument("--no-render", action="store_true", help="only prepare and check; do not call quarto")
     args = parser.parse_args(argv)
 
     from . import pipeline
@@ -30,6 +34,15 @@ def main(argv: list[str] | None = None) -> int:
         params.setdefault("synthetic", {})["generate"] = True
         pipeline.generate_input(params)
         return 0
+    if args.command == "manuscript":
+        from . import manuscript
+
+        out = pipeline.output_dir(pipeline.load_params(args.params))
+        if not (out / "run_manifest.json").is_file():
+            print(f"error: {out} holds no finished run; run `python -m analysis_utils run --params {args.params}` "
+                  "first", file=sys.stderr)
+            return 2
+        return 0 if manuscript.build(out, render_it=not args.no_render) else 1
     if args.command == "dictionary":
         from .contract import data_dictionary_markdown
 

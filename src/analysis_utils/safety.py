@@ -706,11 +706,11 @@ def format_counts(table: pd.DataFrame, label_col: str, groups: Sequence[str] = (
     from .tables import fmt_p
 
     arms = list(table.attrs.get("N", {}))
-    out = pd.DataFrame({label_col: table[label_col]})
+    out = pd.DataFrame({label_col: table[label_col].astype(str).str.replace(">=", "≥", regex=False)})
     for g in groups:
         for arm in arms:
-            head = f"{arm} (N = {table.attrs['N'][arm]})" + (f", {g.strip()}" if g else "")
+            head = f"{arm} (N = {table.attrs['N'][arm]})" + (f", grade {g.strip().replace('>=', '≥')}" if g else "")
             out[head] = [f"{int(n)} ({p:.1f}%)" for n, p in zip(table[f"{arm} {g}n"], table[f"{arm} {g}%"])]
         pcol = "p_value" if not g else f"p {g.strip()}"
-        out["P" + (f" ({g.strip()})" if g else "")] = table[pcol].map(fmt_p)
+        out["P" + (f" (grade {g.strip().replace('>=', '≥')})" if g else "")] = table[pcol].map(fmt_p)
     return out
