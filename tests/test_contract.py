@@ -119,3 +119,12 @@ def test_contract_labels_are_strings_not_yaml_booleans():
             for variants in (spec.get("synonyms") or {}).values():
                 labels += list(variants)
             assert not any(isinstance(v, bool) for v in labels), f"{table}.{col}: quote yes/no in the YAML"
+
+
+def test_human_readable_dictionary_is_up_to_date():
+    from pathlib import Path
+
+    from analysis_utils.contract import data_dictionary_markdown
+    page = Path(__file__).resolve().parents[1] / "docs" / "data-dictionary.md"
+    assert page.read_text(encoding="utf-8") == data_dictionary_markdown(), \
+        "docs/data-dictionary.md is stale: run `python -m analysis_utils dictionary`"

@@ -376,9 +376,13 @@ def data_dictionary_markdown() -> str:
                 req += " (non-empty)"
             lines.append(f"| `{col}` | {s['type']} | {s.get('unit', '')} | {allowed} | {rng} | {req} | "
                          f"{'yes' if s.get('identifier') else ''} | {s.get('description', '')} |")
-    lines += ["", "## Unit conversions (canonical = value × factor)", "", "| quantity | canonical | accepted units (factor) |",
-              "|---|---|---|"]
+    lines += ["", "## Unit conversions (canonical = value × factor)", "",
+              "| quantity | canonical | accepted units (factor) | physical range (canonical unit) |", "|---|---|---|---|"]
     for name, u in {**spec["units"], **spec["lab_units"]}.items():
         acc = ", ".join(f"{k or '(blank)'} ×{v}" for k, v in u["factors"].items())
-        lines.append(f"| {name} | {u['canonical']} | {acc} |")
+        rng = f"{u['range'][0]}–{u['range'][1]}" if "range" in u else "per column above"
+        lines.append(f"| {name} | {u['canonical']} | {acc} | {rng} |")
+    lines += ["", "## Labels", "", "Category columns accept the allowed values above and the synonyms listed in the "
+              "YAML (English variants and Chinese labels), matched case-insensitively after Unicode normalisation. "
+              "Empty cells and NA, N/A, null, unknown, -, 未知, 不详, 缺失 are read as missing."]
     return "\n".join(lines) + "\n"
