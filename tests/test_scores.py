@@ -51,3 +51,31 @@ def test_pvtt_vp_cheng_mapping():
     assert g["vp_grade"].tolist() == ["Vp2", "Vp4", "Vp2", "Vp4", "Vp1", None]
     assert g["cheng_grade"].tolist() == ["I", "III", "I", "IV", "I", None]
     assert g["pvtt_grade_system"].tolist() == ["Vp", "Vp", "Cheng", "Cheng", "Vp", None]
+
+
+def test_generator_scores_agree_with_the_pipeline_outside_the_rounding_band():
+    """The synthetic generator derives its ground-truth scores independently (analysis_utils.synthetic); the two
+    implementations must agree. Known difference: the generator uses the rules table's rounded bilirubin cut-offs
+    in umol/L (34 and 50), the pipeline the mg/dL definition (2.0 and 3.0 mg/dL = 34.2 and 51.3 umol/L)."""
+    import numpy as np
+
+    from analysis_utils import synthetic
+
+    rng = np.random.default_rng(1)
+    n = 5000
+    bili = rng.uniform(5, 80, n)
+    bili = bili[~(((bili >= 33.9) & (bili <= 34.3)) | ((bili >= 49.9) & (bili <= 51.4)))]
+    n = len(bili)
+    alb = rng.choice([25.0, 27.9, 28.0, 30.0, 35.0, 35.1, 42.0], n)
+    inr = rng.choice([1.0, 1.69, 1.7, 2.0, 2.3, 2.31, 3.0], n)
+    asc = rng.choice(["none", "mild", "moderate_severe"], n)
+    enc = rng.choice(["none", "grade_1_2", "grade_3_4"], n)
+    ours = scores.child_pugh_score(pd.Series(bili), pd.Series(alb), pd.Series(inr), pd.Series(asc), pd.Series(enc))
+    theirs = synthetic.child_pugh_score(bili, alb, inr, asc, enc)
+    assert (ours.to_numpy(dtype=float) == np.asarray(theirs, dtype=float)).all()
+    albi = scores.albi_score(pd.Series(bili), pd.Series(alb))
+    assert np.allclose(albi, synthetic.albi_score(bili, alb))
+    assert (scores.albi_grade(albi).to_numpy(dtype=float) == synthetic.albi_grade(albi.to_numpy())).all()
+    mvi, ehs, ecog = rng.random(n) < 0.5, rng.random(n) < 0.3, rng.integers(0, 3, n)
+    ours_bclc = scores.bclc_b_or_c(pd.Series(mvi, dtype="boolean"), pd.Series(ehs, dtype="boolean"), pd.Series(ecog))
+    assert (ours_bclc.to_numpy() == synthetic.bclc_2022(mvi, ehs, ecog)).all()
