@@ -808,3 +808,105 @@ def test_km_plot_number_at_risk_row_matches_number_at_risk():
     assert f"{H}: 6.0 (" in box and f"{C}: 4.0 (" in box and "Log-rank p" in box
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+# ------------------------------------------------------------------ notebook steps (load_cohorts ... survival_results)
+def test_load_cohorts_joins_matched_and_weights(tmp_path):
+    cohort = pd.DataFrame({"study_id": ["A", "B", "C", "D"], "arm": [H, H, C, C], "age": [50, 60, 70, 80]})
+    cohort.to_parquet(tmp_path / "cohort.parquet")
+    pd.DataFrame({"study_id": ["A", "C"], "subclass": [1, 1], "match_weight": [1.0, 1.0]}).to_parquet(
+        tmp_path / "matched.parquet")
+    pd.DataFrame({"study_id": ["A", "B", "C"], "arm": [H, H, C], "w_iptw_ate": [2.0, 2.0, 1.5]}).to_parquet(
+        tmp_path / "weights.parquet")
+    cohorts, notes = sv.load_cohorts(tmp_path)
+    assert list(cohorts) == ["full", "matched", "iptw"] and not notes
+    assert cohorts["matched"]["df"]["study_id"].tolist() == ["A", "C"]  # inner join: 2 of 4 patients
+    # every match weight is 1 (1:1 without replacement) -> unweighted, variance clustered on the pair
+    assert cohorts["matched"]["kw"] == {"cluster_col": "subclass", "weights_col": None}
+    iptw = cohorts["iptw"]["df"]  # the weights file's own arm column is dropped, not suffixed
+    assert iptw["arm"].tolist() == [H, H, C] and "arm_x" not in iptw and cohorts["iptw"]["kw"]["weights_col"]
+    # arms x cohorts: full 2/2, matched 1/1, iptw 2/1
+    sizes = sv.cohort_sizes(cohorts)
+    assert sizes.loc[H].tolist() == [2, 1, 2] and sizes.loc[C].tolist() == [2, 1, 1]
+    assert sv.main_cohort(cohorts) == "matched"
+    pd.DataFrame({"study_id": ["A", "C"], "subclass": [1, 1], "match_weight": [2.0, 1.0]}).to_parquet(
+        tmp_path / "matched.parquet")
+    assert sv.load_cohorts(tmp_path)[0]["matched"]["kw"]["weights_col"] == "match_weight"
+    (tmp_path / "matched.parquet").unlink()
+    (tmp_path / "weights.parquet").unlink()
+    only, notes = sv.load_cohorts(tmp_path)
+    assert list(only) == ["full"] and len(notes) == 2 and "matched.parquet not found" in notes[0]
+    assert sv.main_cohort(only) == "full"
+    with pytest.raises(FileNotFoundError, match="cohort.parquet"):
+        sv.load_cohorts(tmp_path / "nowhere")
+
+
+def _small_cohorts() -> dict[str, dict]:
+    # the _two_arms times for all three endpoints; HAIC offsets -10, 20, 120, 0 days; age, pair, subgroup mvi
+    d = _two_arms().dropna()
+    df = pd.DataFrame({"study_id": list("abcdefgh"), "arm": d["arm"].tolist(),
+                       "age": [50.0, 61, 58, 70, 65, 52, 49, 72], "mvi": [1, 0, 1, 0, 0, 1, 0, 1],
+                       "subclass": d["pair"].astype(int).tolist(),
+                       "haic_offset_days": [-10, 20, 120, 0, np.nan, np.nan, np.nan, np.nan]})
+    for ep, (time_col, event_col, _) in sv.ENDPOINTS.items():
+        df[time_col], df[event_col] = d["t"].to_numpy(), d["e"].to_numpy()
+    return {"full": {"df": df, "kw": {}, "label": "Full cohort"},
+            "matched": {"df": df, "kw": {"cluster_col": "subclass", "weights_col": None}, "label": "Matched cohort"}}
+
+
+SPEC_NB = {**SPEC, "landmark_months": 3, "adjust_covariates": ["age"], "categorical": [], "missing": "indicator",
+           "subgroups": ["mvi"]}
+
+
+def test_notebook_steps_structure_and_hand_values():
+    cohorts = _small_cohorts()
+    res, notes = sv.endpoint_results(cohorts, SPEC_NB)
+    assert set(res) == set(sv.ENDPOINTS) and all(list(r) == ["full", "matched"] for r in res.values())
+    assert all(n.split(",")[0] in sv.ENDPOINTS for n in notes)
+    summary, formatted = sv.km_tables(res, cohorts, "os", "log-log")
+    # medians by hand (test_analyse_endpoint_hand_computed): HAIC 6, control 4, in both cohorts
+    assert summary["median"].tolist() == [6.0, 4.0, 6.0, 4.0] and formatted["Analysis"].iloc[2] == "Matched cohort"
+    assert sv.follow_up_table(res, cohorts)["analysis"].tolist() == ["Full cohort", "Matched cohort"]
+    cox = sv.cox_models(cohorts, res, SPEC_NB)
+    direct = sv.adjusted_cox(cohorts["full"]["df"], "os_months", "os_event", ["age"], ties="efron")
+    assert cox["adjusted"]["os"]["coef"].tolist() == pytest.approx(direct["coef"].tolist())
+    assert list(cox["models"]["os"]) == ["Full cohort, unadjusted", "Full cohort, adjusted (indicator)",
+                                         "Full cohort, adjusted (complete case)",
+                                         "Matched, robust SE clustered on pair", "Matched, stratified on pair"]
+    assert cox["models"]["os"]["Full cohort, unadjusted"] is res["os"]["full"]["cox"]
+    assert cox["notes"][0] == "Adjusted OS model: 8 of 8 patients; complete case: 8."
+    table = sv.cox_table(cox["models"])
+    assert len(table) == 15 and table.columns[0] == "endpoint" and table["endpoint"].iloc[5] == "PFS (RECIST 1.1)"
+    coefs, coefs_fmt = sv.coefficient_table(direct)
+    assert coefs["term"].tolist() == [sv.ARM_TERM, "age"] and list(coefs_fmt) == ["term", "hr", "p"]
+    ph = sv.ph_table(res, cohorts)
+    assert ph.shape == (3, 2) and ph.loc["Overall survival", "Full cohort"] == res["os"]["full"]["ph_p"]
+    assert sv.arm_coef(res["os"]["full"]) == pytest.approx(res["os"]["full"]["cox"].loc[0, "coef"])
+    # RMST to 6 by hand: HAIC 5, control 3.75 -> difference 1.25 in every row
+    assert sv.rmst_table(res, cohorts)["diff"].tolist() == pytest.approx([1.25] * 6)
+    # landmark at 3 months keeps t > 3: HAIC 4, 6, 8 and control 5, 7 (n 5, 3 excluded, events at 6 and 5);
+    # the HAIC patient with t = 6 started HAIC at 120 days = 3.94 months > 3 -> re-classified
+    assert sv.haic_timing(cohorts["full"]["df"], 3) == {"n_haic": 4, "n_after_index": 2, "n_after_landmark": 1}
+    landmarks = sv.landmark_analyses(cohorts["full"]["df"], SPEC_NB)
+    lm = sv.landmark_table(landmarks)
+    assert lm.loc[0, ["n_at_landmark", "n_excluded", "n_reclassified", "events"]].tolist() == [5, 3, 1, 2]
+    subgroups, sg_notes = sv.subgroup_analysis(cohorts, SPEC_NB)
+    assert (subgroups is None) == bool(sg_notes)
+    evalue = sv.matched_os_evalue(res)
+    assert evalue["evalue_point"] == sv.evalue_hr(*(res["os"]["matched"]["hr"][k] for k in ("hr", "lower", "upper")),
+                                                  rare=False)["evalue_point"]
+    assert sv.matched_os_evalue({"os": {"full": res["os"]["full"]}}) is None
+    values = sv.survival_results(SPEC_NB, cohorts, res, cox, landmarks, evalue, subgroups)
+    assert values["cohorts"] == ["full", "matched"] and values["adjust_missing"] == "indicator"
+    assert values["os_median_haic"] == 6.0 and values["pfs_mrecist_median_control_matched"] == 4.0
+    assert values["os_rmst_diff"] == pytest.approx(1.25) and values["os_hr_adj_n"] == 8
+    assert values["os_hr_adj"] == pytest.approx(direct.loc[0, "hr"])
+    assert values["os_landmark_n"] == 5 and values["os_landmark_n_reclassified"] == 1
+    assert values["median_follow_up"] == values["os_median_follow_up"] and values["os_evalue"] == evalue["evalue_point"]
+    assert "os_hr_matched_strat" in values and ("os_subgroup_mvi_p_interaction" in values) == (subgroups is not None)
+    head = sv.headline_results(values)
+    assert "os_median_haic" in head and "os_hr_adj" in head and "pfs_recist_median_haic" not in head
+    full_only = {"full": cohorts["full"]}
+    no_match = sv.survival_results(SPEC_NB, full_only, {ep: {"full": r["full"]} for ep, r in res.items()},
+                                   sv.cox_models(full_only, res, SPEC_NB), landmarks)
+    assert not any("matched" in k for k in no_match) and "os_evalue" not in no_match

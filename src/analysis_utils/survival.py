@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
@@ -1479,3 +1480,242 @@ def format_rmst_summary(table: pd.DataFrame) -> pd.DataFrame:
         "Difference, months (95% CI)": [fmt_est_ci(d, lo, hi, digits=1, missing="—") for d, lo, hi in
                                         zip(table["diff"], table["lower"], table["upper"])],
         "P": [fmt_p(p) for p in table["p"]]})
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# notebook steps (03_survival): cohorts, models per endpoint, tables and the flat results section
+# --------------------------------------------------------------------------------------------------------------------
+COHORT_LABELS = {"full": "Full cohort", "matched": "Matched cohort", "iptw": "IPTW (ATE) cohort"}
+
+
+def load_cohorts(data_dir: str | Path) -> tuple[dict[str, dict], list[str]]:
+    """The analysis cohorts from the run's ``data`` folder, as (cohorts, notes).
+
+    ``cohorts``: name -> {"df", "kw" (keyword arguments for ``analyse_endpoint``), "label"}: ``full`` (cohort.parquet);
+    ``matched`` (cohort inner-joined with matched.parquet's subclass and match_weight; Cox variance clustered on the
+    pair, R ``coxph(..., cluster = subclass)``; weights only if some match_weight differs from 1, since 1:1 matching
+    without replacement gives weight 1); ``iptw`` (cohort inner-joined with weights.parquet, weights
+    ``w_iptw_ate``). A missing matched/weights file (02_matching did not write it) leaves that cohort out with a note.
+    """
+    data = Path(data_dir)
+    cohort_path = data / "cohort.parquet"
+    if not cohort_path.is_file():
+        raise FileNotFoundError(f"{cohort_path} does not exist (01_cleaning writes it)")
+    cohort = pd.read_parquet(cohort_path)
+    cohorts: dict[str, dict] = {"full": {"df": cohort, "kw": {}, "label": COHORT_LABELS["full"]}}
+    notes: list[str] = []
+    if (data / "matched.parquet").is_file():
+        matched = cohort.merge(pd.read_parquet(data / "matched.parquet")[["study_id", "subclass", "match_weight"]],
+                               on="study_id", how="inner")
+        match_w = None if (matched["match_weight"] == 1).all() else "match_weight"
+        cohorts["matched"] = {"df": matched, "kw": {"cluster_col": "subclass", "weights_col": match_w},
+                              "label": COHORT_LABELS["matched"]}
+    else:
+        notes.append("No matched cohort: data/matched.parquet not found (02_matching has not written it); "
+                     "matched analyses skipped.")
+    if (data / "weights.parquet").is_file():
+        weighted = cohort.merge(pd.read_parquet(data / "weights.parquet").drop(columns="arm", errors="ignore"),
+                                on="study_id", how="inner")
+        cohorts["iptw"] = {"df": weighted, "kw": {"weights_col": "w_iptw_ate"}, "label": COHORT_LABELS["iptw"]}
+    else:
+        notes.append("No weights: data/weights.parquet not found (02_matching has not written it); "
+                     "weighted analyses skipped.")
+    return cohorts, notes
+
+
+def cohort_sizes(cohorts: dict[str, dict]) -> pd.DataFrame:
+    """Patients per arm (rows) and cohort (columns)."""
+    return pd.DataFrame({name: c["df"]["arm"].value_counts() for name, c in cohorts.items()})
+
+
+def main_cohort(cohorts: dict[str, dict]) -> str:
+    """The cohort of the main analysis: ``matched`` when there is one, else ``full``."""
+    return "matched" if "matched" in cohorts else "full"
+
+
+def endpoint_results(cohorts: dict[str, dict], spec: dict) -> tuple[dict[str, dict[str, dict]], list[str]]:
+    """``analyse_endpoint`` for every endpoint (``ENDPOINTS``) and cohort: (res[endpoint][cohort], notes), the notes
+    prefixed '<endpoint>, <cohort>: '."""
+    res = {ep: {name: analyse_endpoint(c["df"], time_col, event_col, spec, **c["kw"]) for name, c in cohorts.items()}
+           for ep, (time_col, event_col, _) in ENDPOINTS.items()}
+    notes = [f"{ep}, {name}: {note}" for ep, by in res.items() for name, r in by.items() for note in r["notes"]]
+    return res, notes
+
+
+def km_tables(res: dict[str, dict[str, dict]], cohorts: dict[str, dict], endpoint: str,
+              conf_type: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(``km_summary``, ``format_km_summary``) of one endpoint over the cohorts, rows labelled by cohort label."""
+    summary = km_summary({cohorts[c]["label"]: r for c, r in res[endpoint].items()})
+    return summary, format_km_summary(summary, conf_type)
+
+
+def follow_up_table(res: dict[str, dict[str, dict]], cohorts: dict[str, dict]) -> pd.DataFrame:
+    """Median follow-up (reverse Kaplan-Meier of the OS times, Schemper & Smith 1996) with its CI per cohort."""
+    return pd.DataFrame([{"analysis": cohorts[c]["label"], **r["follow_up"][["median", "lower", "upper"]].to_dict()}
+                         for c, r in res["os"].items()])
+
+
+def cox_models(cohorts: dict[str, dict], res: dict[str, dict[str, dict]], spec: dict) -> dict[str, object]:
+    """The Cox models of arm reported per endpoint (R ``coxph``, ties and conf_level from ``spec``).
+
+    Full cohort: unadjusted (from ``res``), adjusted for ``spec["adjust_covariates"]`` with the ``spec["missing"]``
+    design and complete case (``adjusted_cox``); matched: robust SE clustered on the pair (from ``res``) and
+    stratified on the pair (``strata(subclass)``, conditional on the pair); IPTW: robust SE (from ``res``). Returns
+    {"adjusted", "adjusted_cc", "stratified": endpoint -> table or None, "models": endpoint -> {row label -> table},
+    "notes": what was not estimable plus the patients and covariate notes of the adjusted OS model}.
+    """
+    cohort = cohorts["full"]["df"]
+    notes: list[str] = []
+    adjusted, adjusted_cc, stratified, models = {}, {}, {}, {}
+    adj_kw = dict(covariates=spec["adjust_covariates"], categorical=spec["categorical"], ties=spec["ties"],
+                  conf_level=spec["conf_level"])
+    for ep, (time_col, event_col, _) in ENDPOINTS.items():
+        adjusted[ep] = attempt(notes, f"{ep} adjusted", adjusted_cox, cohort, time_col, event_col,
+                               missing=spec["missing"], **adj_kw)
+        adjusted_cc[ep] = attempt(notes, f"{ep} adjusted, complete case", adjusted_cox, cohort, time_col,
+                                  event_col, missing="complete_case", **adj_kw)
+        m = {"Full cohort, unadjusted": res[ep]["full"]["cox"],
+             f"Full cohort, adjusted ({spec['missing'].replace('_', ' ')})": adjusted[ep],
+             "Full cohort, adjusted (complete case)": adjusted_cc[ep]}
+        if "matched" in cohorts:
+            stratified[ep] = attempt(notes, f"{ep} stratified on pair", cox_ph, cohorts["matched"]["df"], time_col,
+                                     event_col, ["arm"], ties=spec["ties"], strata_col="subclass",
+                                     weights_col=cohorts["matched"]["kw"]["weights_col"],
+                                     conf_level=spec["conf_level"])
+            m["Matched, robust SE clustered on pair"] = res[ep]["matched"]["cox"]
+            m["Matched, stratified on pair"] = stratified[ep]
+        if "iptw" in cohorts:
+            m["IPTW (ATE), robust SE"] = res[ep]["iptw"]["cox"]
+        models[ep] = m
+    if adjusted["os"] is not None:
+        notes.append(f"Adjusted OS model: {adjusted['os'].attrs['n']} of {adjusted['os'].attrs['n_input']} patients; "
+                     f"complete case: {adjusted_cc['os'].attrs['n'] if adjusted_cc['os'] is not None else 0}.")
+        notes.extend(adjusted["os"].attrs["covariate_notes"])
+    return {"adjusted": adjusted, "adjusted_cc": adjusted_cc, "stratified": stratified, "models": models,
+            "notes": notes}
+
+
+def cox_table(models: dict[str, dict[str, pd.DataFrame | None]]) -> pd.DataFrame:
+    """``hr_summary`` of every endpoint's models (``cox_models(...)["models"]``) stacked, endpoint label first."""
+    parts = []
+    for ep, (_, _, label) in ENDPOINTS.items():
+        d = hr_summary(models[ep]).assign(endpoint=label)
+        parts.append(d[["endpoint"] + [c for c in d.columns if c != "endpoint"]])
+    return pd.concat(parts, ignore_index=True)
+
+
+def coefficient_table(cox_table_: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(term, hr, lower, upper, p) of a Cox table and its manuscript version (HR (95% CI), P formatted)."""
+    from .tables import fmt_est_ci, fmt_p
+
+    coefs = cox_table_[["term", "hr", "lower", "upper", "p"]]
+    formatted = coefs.assign(hr=[fmt_est_ci(h, lo, hi) for h, lo, hi in
+                                 zip(coefs["hr"], coefs["lower"], coefs["upper"])],
+                             p=coefs["p"].map(fmt_p))[["term", "hr", "p"]]
+    return coefs, formatted
+
+
+def ph_table(res: dict[str, dict[str, dict]], cohorts: dict[str, dict]) -> pd.DataFrame:
+    """Schoenfeld (``cox.zph``) p of the arm: one row per endpoint label, one column per cohort label."""
+    return pd.DataFrame({cohorts[c]["label"]: {label: res[ep][c]["ph_p"] for ep, (_, _, label) in ENDPOINTS.items()}
+                         for c in cohorts})
+
+
+def arm_coef(result: dict) -> float:
+    """log HR of the arm in an ``analyse_endpoint`` result (the Cox coefficient, for the Schoenfeld plot)."""
+    return float(np.log(result["hr"]["hr"]))
+
+
+def rmst_table(res: dict[str, dict[str, dict]], cohorts: dict[str, dict]) -> pd.DataFrame:
+    """``rmst_summary`` for every endpoint and cohort, rows labelled '<endpoint label>, <cohort label>'."""
+    return pd.concat([rmst_summary({f"{label}, {cohorts[c]['label']}": res[ep][c] for c in cohorts})
+                      for ep, (_, _, label) in ENDPOINTS.items()], ignore_index=True)
+
+
+def subgroup_analysis(cohorts: dict[str, dict], spec: dict) -> tuple[pd.DataFrame | None, list[str]]:
+    """OS subgroups (``cox_interaction_p``, subgroups ``spec["subgroups"]``) in the main cohort (``main_cohort``):
+    (table or None when not estimable, notes)."""
+    notes: list[str] = []
+    table = attempt(notes, "subgroups", cox_interaction_p, cohorts[main_cohort(cohorts)]["df"], "os_months",
+                    "os_event", "arm", spec["subgroups"], ties=spec["ties"], conf_level=spec["conf_level"])
+    return table, notes
+
+
+def matched_os_evalue(res: dict[str, dict[str, dict]]) -> pd.Series | None:
+    """``evalue_hr`` (common outcome, ``rare=False``) of the matched-cohort OS HR; None without a matched cohort or
+    a finite HR."""
+    if "matched" not in res["os"] or not np.isfinite(res["os"]["matched"]["hr"]["hr"]):
+        return None
+    h = res["os"]["matched"]["hr"]
+    return evalue_hr(h["hr"], h["lower"], h["upper"], rare=False)
+
+
+def haic_timing(cohort: pd.DataFrame, landmark_months: float,
+                offset_days_col: str = "haic_offset_days") -> dict[str, int]:
+    """Immortal time at a glance: HAIC patients (offset known), those whose first HAIC came after the index date
+    (offset > 0 days) and after the landmark (offset / 30.4375 > L months)."""
+    offset = cohort[offset_days_col]
+    return {"n_haic": int(offset.notna().sum()), "n_after_index": int((offset > 0).sum()),
+            "n_after_landmark": int((offset / DAYS_PER_MONTH > landmark_months).sum())}
+
+
+def landmark_analyses(cohort: pd.DataFrame, spec: dict) -> dict[str, dict]:
+    """``landmark_analysis`` at ``spec["landmark_months"]`` for every endpoint, unadjusted and adjusted as the main
+    adjusted model (covariates, categorical, missing, ties, conf_level from ``spec``)."""
+    return {ep: landmark_analysis(cohort, time_col, event_col, spec["landmark_months"],
+                                  covariates=spec["adjust_covariates"], categorical=spec["categorical"],
+                                  missing=spec["missing"], ties=spec["ties"], conf_level=spec["conf_level"])
+            for ep, (time_col, event_col, _) in ENDPOINTS.items()}
+
+
+def landmark_table(landmarks: dict[str, dict]) -> pd.DataFrame:
+    """One row per endpoint: patients at the landmark, excluded, re-classified, events, HR (95% CI) unadjusted and
+    adjusted ('NE' when not estimable)."""
+    from .tables import fmt_est_ci
+
+    def hr_text(hr: dict) -> str:
+        return fmt_est_ci(hr["hr"], hr["lower"], hr["upper"], missing="NE")
+
+    return pd.DataFrame([{"endpoint": label, "n_at_landmark": lm["n"], "n_excluded": lm["n_excluded"],
+                          "n_reclassified": lm["n_reclassified"], "events": lm["n_events"],
+                          "hr_unadj": hr_text(lm["hr_unadj"]), "hr_adj": hr_text(lm["hr_adj"])}
+                         for ep, (_, _, label) in ENDPOINTS.items() for lm in [landmarks[ep]]])
+
+
+def survival_results(spec: dict, cohorts: dict[str, dict], res: dict[str, dict[str, dict]], cox: dict,
+                     landmarks: dict[str, dict], evalue: pd.Series | None = None,
+                     subgroups: pd.DataFrame | None = None) -> dict[str, object]:
+    """The flat ``results.json`` "survival" section: settings, then per endpoint ``flat_results`` of every cohort,
+    ``{ep}_hr_adj`` / ``_hr_adj_cc`` (with ``_n``), ``_hr_matched_strat``, ``_hr_landmark`` (adjusted) /
+    ``_hr_landmark_unadj`` and the landmark counts; median_follow_up (= the full-cohort OS reverse KM), the OS
+    E-value and the subgroup interaction p values when given."""
+    values: dict[str, object] = {"conf_type": spec["conf_type"], "conf_level": spec["conf_level"],
+                                 "rmst_tau_months": spec["rmst_tau_months"],
+                                 "landmark_months": spec["landmark_months"], "adjust_missing": spec["missing"],
+                                 "cohorts": list(cohorts)}
+    for ep in ENDPOINTS:
+        for c in cohorts:
+            values.update(flat_results(res[ep][c], ep, "" if c == "full" else c))
+        for kind, key in (("adjusted", "adj"), ("adjusted_cc", "adj_cc")):
+            table = cox[kind][ep]
+            values.update(flat_hr(arm_hr(table), f"{ep}_hr_{key}"))
+            values[f"{ep}_hr_{key}_n"] = table.attrs["n"] if table is not None else None
+        if "matched" in cohorts:
+            values.update(flat_hr(arm_hr(cox["stratified"][ep]), f"{ep}_hr_matched_strat"))
+        lm = landmarks[ep]
+        values.update(flat_hr(lm["hr_adj"], f"{ep}_hr_landmark"))
+        values.update(flat_hr(lm["hr_unadj"], f"{ep}_hr_landmark_unadj"))
+        values.update({f"{ep}_landmark_n": lm["n"], f"{ep}_landmark_n_reclassified": lm["n_reclassified"]})
+    values.update({f"median_follow_up{b}": values[f"os_median_follow_up{b}"] for b in ("", "_lower", "_upper")})
+    if evalue is not None:
+        values.update({"os_evalue": evalue["evalue_point"], "os_evalue_ci": evalue["evalue_ci"]})
+    if subgroups is not None:
+        for sg, p in subgroups.groupby("subgroup")["p_interaction"].first().items():
+            values[f"os_subgroup_{sg}_p_interaction"] = p
+    return values
+
+
+def headline_results(values: dict[str, object]) -> dict[str, object]:
+    """The OS medians and hazard ratios of the results section (keys os_*, with '_hr_' or 'median', <= 4 '_')."""
+    return {k: v for k, v in values.items() if k.startswith("os_") and ("_hr_" in k or "median" in k)
+            and k.count("_") <= 4}
