@@ -280,13 +280,9 @@ def derive_patients(tables: dict[str, pd.DataFrame], cfg: CleaningConfig, log: Q
                      action="age set to missing", redact=True, severity="error")
     p["age"] = age.where(~bad_age)
 
-    p["cp_bilirubin_pts"] = scores._points(p["total_bilirubin"] / scores.BILIRUBIN_UMOL_PER_MGDL, 2.0, 3.0, True)
-    p["cp_albumin_pts"] = scores._points(p["albumin"] / 10.0, 2.8, 3.5, False)
-    p["cp_inr_pts"] = scores._points(p["inr"], 1.7, 2.3, True)
-    p["cp_ascites_pts"] = p["ascites"].map({"none": 1, "mild": 2, "moderate_severe": 3}).astype("Int64")
-    p["cp_encephalopathy_pts"] = p["encephalopathy"].map({"none": 1, "grade_1_2": 2, "grade_3_4": 3}).astype("Int64")
-    p["child_pugh_score"] = scores.child_pugh_score(p["total_bilirubin"], p["albumin"], p["inr"], p["ascites"],
-                                                    p["encephalopathy"])
+    points = scores.child_pugh_points(p["total_bilirubin"], p["albumin"], p["inr"], p["ascites"], p["encephalopathy"])
+    p[list(points.columns)] = points
+    p["child_pugh_score"] = points.sum(axis=1, min_count=points.shape[1]).astype("Int64")
     p["child_pugh_class"] = scores.child_pugh_class(p["child_pugh_score"])
     p["albi_score"] = scores.albi_score(p["total_bilirubin"], p["albumin"])
     p["albi_grade"] = scores.albi_grade(p["albi_score"])

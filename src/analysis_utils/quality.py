@@ -39,12 +39,6 @@ class QualityLog:
                      row=rec.get("source_row"), column=column, value=value, study_id=rec.get("study_id", "") or "",
                      severity=severity)
 
-    def extend(self, frame: pd.DataFrame) -> None:
-        """Append entries from a frame with (a subset of) :data:`COLUMNS`."""
-        for rec in frame.to_dict("records"):
-            self.add(**{k: rec.get(k) for k in COLUMNS if k in rec and k not in ("value",)},
-                     value=rec.get("value"))
-
     def to_frame(self) -> pd.DataFrame:
         """The log as a table, in a stable order (centre, file, row, column, rule)."""
         df = pd.DataFrame(self.entries, columns=COLUMNS)

@@ -27,16 +27,24 @@ def _points(x: pd.Series, lower_cut: float, upper_cut: float, higher_is_worse: b
     return pd.Series(pts, index=x.index, dtype="Int64").where(x.notna())
 
 
+def child_pugh_points(bilirubin_umol: pd.Series, albumin_g_l: pd.Series, inr: pd.Series, ascites: pd.Series,
+                      encephalopathy: pd.Series) -> pd.DataFrame:
+    """Points per Child-Pugh component (Pugh 1973; rules file 4.1), columns ``cp_<component>_pts``; missing where
+    the component is missing. Ascites: none/mild/moderate_severe; encephalopathy: none/grade_1_2/grade_3_4."""
+    return pd.DataFrame({
+        "cp_bilirubin_pts": _points(bilirubin_umol / BILIRUBIN_UMOL_PER_MGDL, 2.0, 3.0, higher_is_worse=True),
+        "cp_albumin_pts": _points(albumin_g_l / 10.0, 2.8, 3.5, higher_is_worse=False),
+        "cp_inr_pts": _points(inr, 1.7, 2.3, higher_is_worse=True),
+        "cp_ascites_pts": ascites.map({"none": 1, "mild": 2, "moderate_severe": 3}).astype("Int64"),
+        "cp_encephalopathy_pts": encephalopathy.map({"none": 1, "grade_1_2": 2, "grade_3_4": 3}).astype("Int64"),
+    })
+
+
 def child_pugh_score(bilirubin_umol: pd.Series, albumin_g_l: pd.Series, inr: pd.Series, ascites: pd.Series,
                      encephalopathy: pd.Series) -> pd.Series:
-    """Child-Pugh points 5-15 (Pugh 1973; rules file 4.1). Ascites: none/mild/moderate_severe; encephalopathy:
-    none/grade_1_2/grade_3_4. Missing if any component is missing."""
-    bili = _points(bilirubin_umol / BILIRUBIN_UMOL_PER_MGDL, 2.0, 3.0, higher_is_worse=True)
-    alb = _points(albumin_g_l / 10.0, 2.8, 3.5, higher_is_worse=False)
-    inr_pts = _points(inr, 1.7, 2.3, higher_is_worse=True)
-    asc = ascites.map({"none": 1, "mild": 2, "moderate_severe": 3}).astype("Int64")
-    enc = encephalopathy.map({"none": 1, "grade_1_2": 2, "grade_3_4": 3}).astype("Int64")
-    return (bili + alb + inr_pts + asc + enc).astype("Int64")
+    """Child-Pugh points 5-15: the sum of :func:`child_pugh_points`; missing if any component is missing."""
+    points = child_pugh_points(bilirubin_umol, albumin_g_l, inr, ascites, encephalopathy)
+    return points.sum(axis=1, min_count=points.shape[1]).astype("Int64")
 
 
 def child_pugh_class(score: pd.Series) -> pd.Series:
