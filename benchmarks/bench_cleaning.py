@@ -15,9 +15,9 @@ import warnings
 
 import pandas as pd
 
-from analysis_utils import pipeline
-from analysis_utils.cleaning import CleaningConfig, clean
-from analysis_utils.contract import read_raw_table
+from analysis_utils.runner import pipeline
+from analysis_utils.study.cleaning import CleaningConfig, clean
+from analysis_utils.study.contract import read_raw_table
 
 
 def measure(func):

@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 
 try:
-    from analysis_utils.recist import CRITERIA, derive_response
+    from analysis_utils.study.recist import CRITERIA, derive_response
 except ImportError:  # package not installed: use the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from analysis_utils.recist import CRITERIA, derive_response
+    from analysis_utils.study.recist import CRITERIA, derive_response
 
 ORGANS = np.array(["liver", "lung", "lymph_node", "bone", "adrenal", "peritoneum", "portal_vein", "ascites",
                    "pleural_effusion", "other"], dtype=object)

@@ -54,7 +54,7 @@ def patient_tables(mrn: str, *, haic: list[str] | None = None, overrides: dict[s
 def write_center(root: Path, center_id: str, patients: list[dict[str, list[dict[str, Any]]]],
                  date_format: str = "%Y-%m-%d", fmt: str = "csv") -> Path:
     """Write one centre folder; dates in the rows are ISO and re-formatted with ``date_format``."""
-    from analysis_utils.contract import load_contract
+    from analysis_utils.study.contract import load_contract
 
     folder = root / center_id
     folder.mkdir(parents=True)
@@ -93,7 +93,7 @@ def make_export(tmp_path):
 def small_run(tmp_path_factory):
     """One full pipeline run (every notebook) on the small synthetic cohort of params/small.yaml, into a temporary
     output root; shared by the end-to-end tests. Returns the output folder."""
-    from analysis_utils import pipeline
+    from analysis_utils.runner import pipeline
 
     root = Path(__file__).resolve().parents[1]
     tmp = tmp_path_factory.mktemp("small_run")

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis_utils.balance import (
+from analysis_utils.stats.balance import (
     balance_summary,
     balance_table,
     ecdf_diffs,

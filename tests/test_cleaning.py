@@ -5,8 +5,8 @@ import hashlib
 import pandas as pd
 import pytest
 
-from analysis_utils.cleaning import CleaningConfig, clean, study_id
-from analysis_utils.eligibility import CRITERIA, check_flow
+from analysis_utils.study.cleaning import CleaningConfig, clean, study_id
+from analysis_utils.study.eligibility import CRITERIA, check_flow
 from conftest import patient_tables, write_center
 
 CFG = CleaningConfig(data_cutoff=pd.Timestamp("2025-09-30"), pseudonym_key="test-key")
@@ -114,7 +114,7 @@ def test_overall_survival_and_corrections(cohort):
 
 
 def test_no_identifier_column_or_value_survives(cohort):
-    from analysis_utils.contract import load_contract
+    from analysis_utils.study.contract import load_contract
     ids = load_contract().identifier_columns()
     for name, df in {"screened": cohort.screened, **cohort.tables}.items():
         assert not ids & set(df.columns), name

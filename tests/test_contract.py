@@ -2,9 +2,9 @@
 import pandas as pd
 import pytest
 
-from analysis_utils.contract import (ContractError, harmonise_table, load_contract, parse_dates, read_center,
+from analysis_utils.study.contract import (ContractError, harmonise_table, load_contract, parse_dates, read_center,
                                      synonym_map)
-from analysis_utils.quality import QualityLog
+from analysis_utils.study.quality import QualityLog
 from conftest import patient_tables, write_center
 
 
@@ -124,7 +124,7 @@ def test_contract_labels_are_strings_not_yaml_booleans():
 def test_human_readable_dictionary_is_up_to_date():
     from pathlib import Path
 
-    from analysis_utils.contract import data_dictionary_markdown
+    from analysis_utils.study.contract import data_dictionary_markdown
     page = Path(__file__).resolve().parents[1] / "docs" / "data-dictionary.md"
     assert page.read_text(encoding="utf-8") == data_dictionary_markdown(), \
         "docs/data-dictionary.md is stale: run `python -m analysis_utils dictionary`"

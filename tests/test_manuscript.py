@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analysis_utils import manuscript as ms
+from analysis_utils.reporting import manuscript as ms
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("index.qmd", "_supplement.qmd", "_strobe.qmd", "references.bib", "american-medical-association.csl")
@@ -355,7 +355,7 @@ def test_render_copies_the_quarto_output_into_the_run(tmp_path, monkeypatch):
 
 
 def test_manuscript_command_needs_a_finished_run(tmp_path, capsys):
-    from analysis_utils.__main__ import main
+    from analysis_utils.runner.cli import main
 
     params = tmp_path / "p.yaml"
     params.write_text(yaml.safe_dump({"base": str(ROOT / "params" / "default.yaml"), "run_name": "none",
@@ -377,7 +377,7 @@ def project_copy(dest: Path) -> Path:
 @pytest.fixture(scope="module")
 def second_run(tmp_path_factory):
     """A second small run with another seed (different synthetic cohort, hence different numbers)."""
-    from analysis_utils import pipeline
+    from analysis_utils.runner import pipeline
 
     tmp = tmp_path_factory.mktemp("second_run")
     params = tmp / "small_seed2.yaml"

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis_utils.matching import (
+from analysis_utils.steps.matching import (
     _match_nearest_naive,
     _prepare,
     _std_partial_sort,
@@ -581,7 +581,7 @@ def _saturated_cohort() -> pd.DataFrame:
 
 
 def test_run_matching_saturated_model_by_hand():
-    mo = __import__("analysis_utils.matching", fromlist=["run_matching"]).run_matching(_saturated_cohort(), SPEC)
+    mo = __import__("analysis_utils.steps.matching", fromlist=["run_matching"]).run_matching(_saturated_cohort(), SPEC)
     w = mo.weights.set_index("study_id")
     assert w["ps"].to_numpy() == pytest.approx([.75, .75, .75, .25, .75, .25, .25, .25])
     assert w["logit_ps"].to_numpy() == pytest.approx(np.log(3) * np.array([1, 1, 1, -1, 1, -1, -1, -1]))
@@ -626,7 +626,7 @@ def _bad_cohort() -> pd.DataFrame:
 
 
 def test_run_matching_documents_bad_input_instead_of_raising():
-    from analysis_utils.matching import run_matching
+    from analysis_utils.steps.matching import run_matching
 
     spec = {**SPEC, "covariates": ["x", "const", "empty", "sep"], "categorical": ["const"]}
     mo = run_matching(_bad_cohort(), spec)
@@ -643,7 +643,7 @@ def test_run_matching_documents_bad_input_instead_of_raising():
 
 
 def test_run_matching_treated_unit_without_control_in_caliper():
-    from analysis_utils.matching import run_matching
+    from analysis_utils.steps.matching import run_matching
 
     # controls x = 0..9; treated 1.5, 2.5 sit among them, treated 30 lies far beyond every control
     df = pd.DataFrame({"study_id": [f"c{i}" for i in range(10)] + ["t1", "t2", "t3"],
@@ -655,7 +655,7 @@ def test_run_matching_treated_unit_without_control_in_caliper():
 
 
 def test_run_matching_failed_fit_is_reported(monkeypatch):
-    from analysis_utils import matching
+    from analysis_utils.steps import matching
 
     monkeypatch.setattr(matching, "_fit_logit", lambda y, design: (None, ["logistic model could not be fitted: X"]))
     mo = matching.run_matching(_saturated_cohort(), SPEC)
@@ -666,7 +666,7 @@ def test_run_matching_failed_fit_is_reported(monkeypatch):
 
 
 def test_run_matching_spec_errors_and_writing(tmp_path):
-    from analysis_utils.matching import MATCHED_FILE, WEIGHTS_FILE, run_matching, write_matching_data
+    from analysis_utils.steps.matching import MATCHED_FILE, WEIGHTS_FILE, run_matching, write_matching_data
 
     with pytest.raises(ValueError, match="key\\(s\\) missing: \\['caliper'\\]"):
         run_matching(_saturated_cohort(), {k: v for k, v in SPEC.items() if k != "caliper"})
@@ -683,7 +683,7 @@ def test_run_matching_spec_errors_and_writing(tmp_path):
 
 
 def test_run_matching_ratio_two_uses_weighted_table_one():
-    from analysis_utils.matching import run_matching
+    from analysis_utils.steps.matching import run_matching
 
     # The logit is linear in x, so a caliper of 0.2 SD of the logit is 0.2 SD of x = 0.2 * 2.819 = 0.564 in x.
     # Treated x 1, 2, 3; controls 1, 1, 2, 2, 3, 10. Round 1: t3 takes the 3, t2 a 2, t1 a 1; round 2: t2 and t1
@@ -699,7 +699,7 @@ def test_run_matching_ratio_two_uses_weighted_table_one():
 
 
 def test_matching_figures():
-    from analysis_utils import figures
+    from analysis_utils.reporting import figures
 
     smd = pd.DataFrame({"term": ["a", "b", "a", "b"], "sample": ["Unadjusted", "Unadjusted", "Matched", "Matched"],
                         "smd": [0.05, -0.4, 0.01, 0.02]})
@@ -719,8 +719,9 @@ def test_matching_figures():
 
 
 def test_run_matching_all_covariates_constant_is_documented():
-    from analysis_utils import figures, tables
-    from analysis_utils.matching import run_matching
+    from analysis_utils.reporting import figures
+    from analysis_utils.reporting import tables
+    from analysis_utils.steps.matching import run_matching
 
     df = _saturated_cohort().assign(b=1)  # the only covariate is constant: intercept-only model
     mo = run_matching(df, SPEC)

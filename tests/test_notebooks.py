@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis_utils import pipeline
+from analysis_utils.runner import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis_utils import pipeline
+from analysis_utils.runner import pipeline
 from conftest import patient_tables, write_center
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ def test_failure_names_notebook_and_cell(tmp_path):
 def _all_identifier_values(raw: Path) -> set[str]:
     """Identifier values of every CSV and XLSX file of a raw export (only values of >= 5 characters, so that
     the search cannot hit by chance)."""
-    from analysis_utils.contract import load_contract, read_raw_table
+    from analysis_utils.study.contract import load_contract, read_raw_table
     ids = load_contract().identifier_columns() - {"birth_date"}
     values = set()
     for f in list(raw.rglob("*.csv")) + list(raw.rglob("*.xlsx")):

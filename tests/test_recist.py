@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 try:
-    from analysis_utils import recist as rc
+    from analysis_utils.study import recist as rc
 except ImportError:  # package not installed: use the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from analysis_utils import recist as rc
+    from analysis_utils.study import recist as rc
 
 DAY0 = pd.Timestamp("2024-01-01")
 NA = pd.NA

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis_utils import figures
-from analysis_utils import response as rsp
+from analysis_utils.reporting import figures
+from analysis_utils.steps import response as rsp
 
 H, C = rsp.TREATMENT_ARM, rsp.CONTROL_ARM
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy.stats import fisher_exact
 
-from analysis_utils import safety
-from analysis_utils.safety import (ae_by_term_table, ae_summary_table, ctcae_lab_grade, grade_lab_values,
+from analysis_utils.steps import safety
+from analysis_utils.steps.safety import (ae_by_term_table, ae_summary_table, ctcae_lab_grade, grade_lab_values,
                                    load_ctcae_terms, map_terms, merge_adverse_events)
 
 ALT = "Alanine aminotransferase increased"

@@ -29,7 +29,7 @@ from sksurv.metrics import concordance_index_censored
 from sksurv.nonparametric import kaplan_meier_estimator
 from sksurv.util import Surv
 
-from analysis_utils import survival as sv
+from analysis_utils.steps import survival as sv
 
 Z = 1.959963984540054  # qnorm(0.975)
 
@@ -791,7 +791,7 @@ def test_km_and_rmst_summaries():
 
 
 def test_km_plot_number_at_risk_row_matches_number_at_risk():
-    from analysis_utils import figures
+    from analysis_utils.reporting import figures
 
     res = sv.analyse_endpoint(_two_arms(), "t", "e", SPEC)
     fig = figures.km_plot(res, x_max=9, tick_step=3)

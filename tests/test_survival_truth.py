@@ -35,7 +35,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis_utils import cleaning as cl, matching, pipeline, survival as sv
+from analysis_utils.study import cleaning as cl
+
+from analysis_utils.steps import matching
+
+from analysis_utils.runner import pipeline
+
+from analysis_utils.steps import survival as sv
 
 ROOT = Path(__file__).resolve().parents[1]
 N_RECORDS = 4000

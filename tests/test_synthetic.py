@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis_utils import synthetic as syn
+from analysis_utils.synthetic import generator as syn
 
 CONTRACT = yaml.load(syn.CONTRACT_PATH.read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
 SMALL = {"n_records": 200, "n_centers": 4, "xlsx_centers": 1, "chinese_centers": 1, "seed": 7}

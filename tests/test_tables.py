@@ -3,7 +3,7 @@ import math
 
 import pandas as pd
 
-from analysis_utils import tables
+from analysis_utils.reporting import tables
 
 
 def test_p_values():

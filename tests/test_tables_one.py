@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis_utils import tables
+from analysis_utils.reporting import tables
 
 A, B = "HAIC-TKIs-P", "TKIs-P"
 

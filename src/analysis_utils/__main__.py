@@ -1,57 +1,7 @@
-"""Command line: ``python -m analysis_utils run|synth|dictionary|manuscript``."""
-from __future__ import annotations
-
-import argparse
-import os
+"""``python -m analysis_utils …``: the command line lives in :mod:`analysis_utils.runner.cli`."""
 import sys
-from pathlib import Path
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis_utils", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the notebooks in order for one or more params files")
-    run.add_argument("--params", nargs="+", default=["params/default.yaml"], help="params YAML file(s)")
-    run.add_argument("--workers", type=int, default=1, help="parallel runs when several params files are given")
-    run.add_argument("--no-progress", action="store_true", help="no per-cell progress bar (default under CI)")
-    synth = sub.add_parser("synth", help="only generate the synthetic cohort named by a params file")
-    synth.add_argument("--params", default="params/default.yaml")
-    dic = sub.add_parser("dictionary", help="write the human-readable data dictionary from the contract YAML")
-    dic.add_argument("--out", default="docs/data-dictionary.md")
-    ms = sub.add_parser("manuscript", help="fill the Quarto manuscript from a finished run and render it if Quarto "
-                                           "is on the PATH")
-    ms.add_argument("--params", default="params/default.yaml", help="the params file of the run to use")
-    ms.add_argument("--no-render", action="store_true", help="only prepare and check; do not call quarto")
-    args = parser.parse_args(argv)
-
-    from . import pipeline
-
-    if args.command == "run":
-        progress = not args.no_progress and not os.environ.get("CI") and sys.stderr.isatty()
-        return pipeline.main_run(args.params, args.workers, progress)
-    if args.command == "synth":
-        params = pipeline.load_params(args.params)
-        params.setdefault("synthetic", {})["generate"] = True
-        pipeline.generate_input(params)
-        return 0
-    if args.command == "manuscript":
-        from . import manuscript
-
-        out = pipeline.output_dir(pipeline.load_params(args.params))
-        if not (out / "run_manifest.json").is_file():
-            print(f"error: {out} holds no finished run; run `python -m analysis_utils run --params {args.params}` "
-                  "first", file=sys.stderr)
-            return 2
-        return 0 if manuscript.build(out, render_it=not args.no_render) else 1
-    if args.command == "dictionary":
-        from .contract import data_dictionary_markdown
-
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(data_dictionary_markdown(), encoding="utf-8")
-        print(f"wrote {args.out}")
-        return 0
-    return 2
-
+from analysis_utils.runner.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

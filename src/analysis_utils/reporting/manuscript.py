@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
-from . import tables
+from analysis_utils.reporting import tables
 
 VARIABLES_FILE = "_variables.yml"
 QUARTO_CONFIG = "_quarto.yml"
@@ -375,7 +375,7 @@ def variables_report(out_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
         raise FileNotFoundError(f"{manifest_path}: no run manifest; run the pipeline first "
                                 "(python -m analysis_utils run --params params/default.yaml)")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    from .results import load_results
+    from analysis_utils.reporting.results import load_results
 
     results = load_results(out)
     params = manifest["params"]
@@ -662,7 +662,7 @@ def prepare(out_dir: str | Path, root: str | Path | None = None) -> Prepared:
 
     ``root`` defaults to the project root; tests pass a temporary copy of the project tree. The generated folder is
     emptied first, so nothing from an earlier run survives."""
-    from .pipeline import project_root
+    from analysis_utils.study.project import project_root
 
     out = Path(out_dir)
     root = Path(root) if root is not None else project_root()
@@ -754,7 +754,7 @@ def build(out_dir: str | Path, root: str | Path | None = None, render_it: bool =
           log: Callable[[str], None] = print) -> bool:
     """prepare + check_references + render, with a readable report. True when nothing is unresolved (and, with
     Quarto on the PATH, the render succeeded)."""
-    from .pipeline import project_root
+    from analysis_utils.study.project import project_root
 
     root = Path(root) if root is not None else project_root()
     prep = prepare(out_dir, root)

@@ -1,7 +1,7 @@
 """Synthetic multicentre cohort generator for NCT06881433 (HAIC-TKIs-P versus TKIs-P).
 
 `generate_cohort(config, out_dir)` writes messy raw centre exports in the format of the data contract
-(src/analysis_utils/data/data_dictionary.yaml) plus a ground-truth folder that the pipeline never reads:
+(src/analysis_utils/study/data/data_dictionary.yaml) plus a ground-truth folder that the pipeline never reads:
 
     out_dir/raw/<center_id>/manifest.yaml, patients, haic_cycles, systemic_courses, tumour_assessments,
         labs, adverse_events, follow_up  (.csv, or .xlsx for `xlsx_centers` centres; all dates are strings)
@@ -122,7 +122,7 @@ GENERATOR_VERSION = "1.0.0"
 ARM_TRIPLE = "HAIC-TKIs-P"
 ARM_DOUBLET = "TKIs-P"
 DAYS_PER_MONTH = 30.4375
-CONTRACT_PATH = Path(__file__).resolve().parent / "data" / "data_dictionary.yaml"
+CONTRACT_PATH = Path(__file__).resolve().parents[1] / "study" / "data" / "data_dictionary.yaml"
 
 DEFAULTS: dict[str, Any] = {
     "seed": 20261125,

@@ -962,7 +962,7 @@ class MatchingOutput:
         """Tidy |SMD| per term and sample for ``figures.love_plot``: unadjusted and matched (matching estimand's
         denominator), then each weighting with its own estimand's denominator (cobalt). Terms are readable labels
         (``tables.term_label``)."""
-        from analysis_utils.tables import term_label
+        from analysis_utils.reporting.tables import term_label
 
         parts = []
         b = self.balance_matched
@@ -1164,7 +1164,7 @@ def _balance_step(s: dict[str, Any], used: pd.DataFrame, kept: list[str], prop: 
                   mw: np.ndarray | None, w: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame, Any, dict]:
     """Balance of the matched sample (denominator of ``spec["estimand"]``) and of each weighting (its own
     estimand's denominator, as cobalt), with their summaries at ``smd_threshold``."""
-    from analysis_utils import balance
+    from analysis_utils.stats import balance
 
     frame, terms = _balance_frame(used, kept, prop.design)
     if not terms:
@@ -1189,7 +1189,7 @@ def _balance_step(s: dict[str, Any], used: pd.DataFrame, kept: list[str], prop: 
 def _ess_table(t: np.ndarray, mw: np.ndarray | None, w: dict[str, np.ndarray], treated_arm: str,
                control_arm: str) -> pd.DataFrame:
     """Kish ESS per arm for the unadjusted sample, the matched sample and each weighting (MatchIt/cobalt)."""
-    from analysis_utils.balance import effective_sample_size
+    from analysis_utils.stats.balance import effective_sample_size
 
     samples = [("Unadjusted", np.ones(t.size))] + ([("Matched", mw)] if mw is not None else []) + \
         [(WEIGHTINGS[n][0], w[n]) for n in WEIGHTINGS if n in w]
@@ -1203,7 +1203,7 @@ def _table_ones(s: dict[str, Any], data: pd.DataFrame, used: pd.DataFrame, t: np
                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Table 1 of the whole cohort and of the matched sample (tableone; the weighted version when k:1 or
     replacement makes the matching weights differ from 1), and the IPTW (ATE) weighted Table 1."""
-    from analysis_utils import tables
+    from analysis_utils.reporting import tables
 
     variables, cats = _table1_variables(data, s)
     non = s["table1"]["nonnormal"]

@@ -1413,7 +1413,7 @@ def km_summary(results: dict[str, dict]) -> pd.DataFrame:
 def format_km_summary(summary: pd.DataFrame, conf_type: str = "") -> pd.DataFrame:
     """Manuscript version of ``km_summary``: 'n (events)', 'median (CI)' in months ('NR' = not reached), survival
     at each timepoint as % (CI), RMST (CI) in months."""
-    from .tables import fmt_est_ci
+    from analysis_utils.reporting.tables import fmt_est_ci
 
     out = pd.DataFrame({"Analysis": summary["analysis"], "Arm": summary["arm"],
                         "n (events)": [f"{int(n)} ({int(e)})" for n, e in zip(summary["n"], summary["events"])],
@@ -1433,7 +1433,7 @@ def format_km_summary(summary: pd.DataFrame, conf_type: str = "") -> pd.DataFram
 def format_hr_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Manuscript version of ``hr_summary`` (extra leading columns such as the endpoint are kept): N, events,
     HR (95% CI), P, variance; 'NE' where the model is not estimable."""
-    from .tables import fmt_est_ci, fmt_p
+    from analysis_utils.reporting.tables import fmt_est_ci, fmt_p
 
     lead = [c for c in table.columns if c not in ("n", "n_events", "hr", "lower", "upper", "p", "se", "variance",
                                                   "flag")]
@@ -1471,7 +1471,7 @@ def rmst_summary(results: dict[str, dict]) -> pd.DataFrame:
 
 def format_rmst_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Manuscript version of ``rmst_summary`` (months, one decimal; '—' when not estimable)."""
-    from .tables import fmt_est_ci, fmt_num, fmt_p
+    from analysis_utils.reporting.tables import fmt_est_ci, fmt_num, fmt_p
 
     return pd.DataFrame({
         "Analysis": table["analysis"], "tau, months": [fmt_num(t, 0, "—") for t in table["tau"]],
@@ -1606,7 +1606,7 @@ def cox_table(models: dict[str, dict[str, pd.DataFrame | None]]) -> pd.DataFrame
 
 def coefficient_table(cox_table_: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(term, hr, lower, upper, p) of a Cox table and its manuscript version (HR (95% CI), P formatted)."""
-    from .tables import fmt_est_ci, fmt_p
+    from analysis_utils.reporting.tables import fmt_est_ci, fmt_p
 
     coefs = cox_table_[["term", "hr", "lower", "upper", "p"]]
     formatted = coefs.assign(hr=[fmt_est_ci(h, lo, hi) for h, lo, hi in
@@ -1671,7 +1671,7 @@ def landmark_analyses(cohort: pd.DataFrame, spec: dict) -> dict[str, dict]:
 def landmark_table(landmarks: dict[str, dict]) -> pd.DataFrame:
     """One row per endpoint: patients at the landmark, excluded, re-classified, events, HR (95% CI) unadjusted and
     adjusted ('NE' when not estimable)."""
-    from .tables import fmt_est_ci
+    from analysis_utils.reporting.tables import fmt_est_ci
 
     def hr_text(hr: dict) -> str:
         return fmt_est_ci(hr["hr"], hr["lower"], hr["upper"], missing="NE")

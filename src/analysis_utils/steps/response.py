@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import tables
+from analysis_utils.reporting import tables
 
 __all__ = [
     "RESPONSE_LEVELS", "ENDPOINTS", "CRITERIA", "DEFINITIONS", "TREATMENT_ARM", "CONTROL_ARM",

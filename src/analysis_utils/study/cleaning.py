@@ -26,10 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import recist, scores
-from .contract import ContractError, load_contract, read_center
-from .eligibility import apply_criteria, check_flow, flow_table
-from .quality import QualityLog
+from analysis_utils.study import recist
+
+from analysis_utils.study import scores
+from analysis_utils.study.contract import ContractError, load_contract, read_center
+from analysis_utils.study.eligibility import apply_criteria, check_flow, flow_table
+from analysis_utils.study.quality import QualityLog
 
 DAYS_PER_MONTH = 365.25 / 12
 ANTI_ANGIOGENIC = ("tki", "anti_vegf")

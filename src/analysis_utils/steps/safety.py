@@ -38,7 +38,7 @@ import pandas as pd
 import yaml
 from scipy.stats import fisher_exact
 
-TERMS_PATH = Path(__file__).parent / "data" / "ctcae_terms.yaml"
+TERMS_PATH = Path(__file__).resolve().parents[1] / "study" / "data" / "ctcae_terms.yaml"
 DQ_COLUMNS = ["study_id", "table", "row", "column", "value", "rule", "action"]
 GRADES = (1, 2, 3, 4, 5)
 MISSING_TERM = "Unspecified (term missing)"
@@ -703,7 +703,7 @@ def teae_events(adverse_events: pd.DataFrame, labs: pd.DataFrame, cohort: pd.Dat
 def format_counts(table: pd.DataFrame, label_col: str, groups: Sequence[str] = ("",)) -> pd.DataFrame:
     """Manuscript version of :func:`ae_summary_table` (``groups=("",)``) or :func:`ae_by_term_table`
     (``groups=("any ", ">=3 ")``): 'n (%)' per arm and group, p-values formatted."""
-    from .tables import fmt_p
+    from analysis_utils.reporting.tables import fmt_p
 
     arms = list(table.attrs.get("N", {}))
     out = pd.DataFrame({label_col: table[label_col].astype(str).str.replace(">=", "≥", regex=False)})

@@ -30,7 +30,7 @@ import pandas as pd
 import pandera.pandas as pa
 import yaml
 
-from .quality import REDACTED, QualityLog
+from analysis_utils.study.quality import REDACTED, QualityLog
 
 MISSING_TOKENS = {"", "na", "n/a", "nan", "null", "unknown", "unk", "-", "--", "/", "未知", "不详", "缺失", "nat"}
 ISO_FORMAT = "%Y-%m-%d"
@@ -60,8 +60,8 @@ class Contract:
 
 @lru_cache(maxsize=1)
 def load_contract() -> Contract:
-    """Load the packaged data dictionary (``analysis_utils/data/data_dictionary.yaml``)."""
-    text = resources.files("analysis_utils").joinpath("data/data_dictionary.yaml").read_text(encoding="utf-8")
+    """Load the packaged data dictionary (``analysis_utils/study/data/data_dictionary.yaml``)."""
+    text = resources.files("analysis_utils.study").joinpath("data/data_dictionary.yaml").read_text(encoding="utf-8")
     return Contract(yaml.safe_load(text))
 
 
@@ -358,7 +358,7 @@ def data_dictionary_markdown() -> str:
     """Human-readable page of the data contract (what ``docs/data-dictionary.md`` is generated from)."""
     spec = load_contract().spec
     lines = [f"# Data dictionary (contract version {spec['version']})", "",
-             "Generated from `src/analysis_utils/data/data_dictionary.yaml` by "
+             "Generated from `src/analysis_utils/study/data/data_dictionary.yaml` by "
              "`python -m analysis_utils dictionary`. Do not edit by hand.", "",
              "Each centre sends a folder with `manifest.yaml` and one CSV or XLSX file per table.", "",
              "## manifest.yaml", "", "| key | required | description |", "|---|---|---|"]

@@ -213,7 +213,7 @@ def table_one_weighted(df: pd.DataFrame, group_col: str, covariates: list[str], 
     ATE pooled sqrt((s1^2 + s0^2) / 2)), binary levels standardised (MatchIt), one per level for categoricals.
     The first group of ``group_order`` is the 'treated' group of the SMD. No p-values (a weighted test needs a
     design-based variance). Rows 'n' (units with weight > 0) and 'ESS' (Kish effective sample size)."""
-    from analysis_utils import balance
+    from analysis_utils.stats import balance
 
     absent = [c for c in [group_col, *covariates] if c not in df.columns]
     if absent:

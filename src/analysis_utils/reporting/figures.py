@@ -230,7 +230,7 @@ _LEVEL_LABELS = {"True": "Yes", "False": "No", "1": "Yes", "0": "No"}
 
 
 def _p_text(p: float) -> str:
-    from .tables import fmt_p
+    from analysis_utils.reporting.tables import fmt_p
 
     s = fmt_p(p)
     return f"p {s[0]} {s[1:]}" if s.startswith("<") else f"p = {s}"
@@ -245,8 +245,8 @@ def km_plot(result: dict, ylabel: str = "Survival probability", title: str | Non
     extending beyond x_max is cut at the axis."""
     import numpy as np
 
-    from .survival import number_at_risk
-    from .tables import fmt_est_ci
+    from analysis_utils.steps.survival import number_at_risk
+    from analysis_utils.reporting.tables import fmt_est_ci
 
     arms = [a for a in ARM_ORDER if a in result["km"]]
     ticks = np.arange(0.0, x_max + 1e-9, tick_step)
@@ -304,7 +304,7 @@ def forest_plot(table: pd.DataFrame, overall: dict | None = None, labels: dict[s
     be estimated are listed with 'NE'."""
     import numpy as np
 
-    from .tables import fmt_est_ci, fmt_p
+    from analysis_utils.reporting.tables import fmt_est_ci, fmt_p
 
     labels = {**SUBGROUP_LABELS, **(labels or {})}
     rows: list[dict] = []
