@@ -2,7 +2,8 @@
 
 A large synthetic cohort (analysis_utils.synthetic) is cleaned with analysis_utils.cleaning, matched with the
 matching library as 02_matching does (logistic propensity score on the default covariates, missing-indicator design,
-1:1 nearest neighbour on the logit with a 0.2 SD caliper) and analysed with analysis_utils.survival.
+1:1 nearest neighbour on the logit with a 0.2 SD caliper) and analysed with the Cox model of analysis_utils.stats.cox
+(arm coded as in analysis_utils.steps.survival: TKIs-P the reference level).
 
 What the generator's truth is, and what the matched Cox model estimates:
 - ground_truth/truth.yaml gives the CONDITIONAL hazard ratio of HAIC (hr_os, e.g. 0.62) in a Weibull model with
@@ -14,8 +15,8 @@ What the generator's truth is, and what the matched Cox model estimates:
 - Tolerance: 3 robust standard errors of the matched log HR (two-sided 0.3 % false-alarm rate under no bias). Against
   the conditional truth the non-collapsibility gap |log HR_marginal - log HR_conditional| is added.
 - The generator assigns HAIC preferentially to better-prognosis patients (younger, ECOG 0, no extrahepatic spread,
-  better ALBI; clinical-calibration.md 2b) and creates immortal time: the crude HR must lie below the truth, and the
-  true prognostic index (eta_os) must be lower in the HAIC arm before matching.
+  better ALBI; docs/methods/synthetic-cohort.md) and creates immortal time: the crude HR must lie below the truth,
+  and the true prognostic index (eta_os) must be lower in the HAIC arm before matching.
 
 Residual confounding: the generator's hazard and treatment assignment both depend on ALBI. Child-Pugh class alone
 (missing for about a fifth of the patients) leaves part of that imbalance; the default covariates therefore include
@@ -41,6 +42,7 @@ from analysis_utils.steps import matching
 
 from analysis_utils.runner import pipeline
 
+from analysis_utils.stats.cox import cox_ph
 from analysis_utils.steps import survival as sv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +59,7 @@ def _marginal_truth(patients: pd.DataFrame) -> dict:
     for arm, col in ((sv.TREATMENT_ARM, "os_if_haic_months"), (sv.CONTROL_ARM, "os_if_tkis_p_months")):
         t = patients[col].to_numpy()
         parts.append(pd.DataFrame({"t": np.minimum(t, c), "e": (t <= c).astype(int), "arm": arm}))
-    return sv.arm_hr(sv.cox_ph(pd.concat(parts, ignore_index=True), "t", "e", ["arm"]))
+    return sv.arm_hr(cox_ph(pd.concat(parts, ignore_index=True), "t", "e", ["arm"], reference=sv.ARM_REFERENCE))
 
 
 def _match(cohort: pd.DataFrame, m: dict, covariates: list[str]) -> pd.DataFrame:
@@ -93,8 +95,9 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "matched": matched.join(latent, on="study_id", rsuffix="_truth"),
             "matched_no_albi": matched_no_albi.join(latent, on="study_id", rsuffix="_truth"),
             "hr_conditional": float(truth["true_effects"]["hr_os"]),
-            "crude": sv.arm_hr(sv.cox_ph(cohort, "os_months", "os_event", ["arm"])),
-            "hr_matched": sv.arm_hr(sv.cox_ph(matched, "os_months", "os_event", ["arm"], cluster_col="subclass"))}
+            "crude": sv.arm_hr(cox_ph(cohort, "os_months", "os_event", ["arm"], reference=sv.ARM_REFERENCE)),
+            "hr_matched": sv.arm_hr(cox_ph(matched, "os_months", "os_event", ["arm"], cluster_col="subclass",
+                                           reference=sv.ARM_REFERENCE))}
 
 
 @pytest.mark.slow
@@ -135,7 +138,8 @@ def test_leaving_albi_out_of_the_propensity_model_leaves_residual_confounding(st
     default, no_albi = study["matched"], study["matched_no_albi"]
     gap = {k: abs(float(np.diff(d.groupby("arm")["eta_os"].mean())[0])) for k, d in (("default", default),
                                                                                       ("no_albi", no_albi))}
-    hr_no_albi = sv.arm_hr(sv.cox_ph(no_albi, "os_months", "os_event", ["arm"], cluster_col="subclass"))
+    hr_no_albi = sv.arm_hr(cox_ph(no_albi, "os_months", "os_event", ["arm"], cluster_col="subclass",
+                                  reference=sv.ARM_REFERENCE))
     truth_default, truth_no_albi = _marginal_truth(default)["hr"], _marginal_truth(no_albi)["hr"]
     print(f"\nprognostic-index gap after matching: default covariates (with albi_score) {gap['default']:.3f}, "
           f"without albi_score {gap['no_albi']:.3f}; matched HR {study['hr_matched']['hr']:.3f} (truth "

@@ -1,0 +1,260 @@
+"""Survival tables and figures of notebook 03_survival and the manuscript: formatted versions of the numbers
+tables of ``steps.survival`` (medians, HRs, RMST, Cox coefficients, landmark) and the Kaplan-Meier plot with its
+number-at-risk table, the subgroup forest plot and the Schoenfeld (cox.zph) plot. Common style, arm colours and
+``save_figure`` are in ``reporting/figures.py``; number formats in ``reporting/tables.py``.
+Rules: docs/methods/survival.md.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from analysis_utils.reporting.figures import ARM_COLOURS, ARM_CONTROL, ARM_HAIC, ARM_ORDER
+from analysis_utils.reporting.tables import fmt_est_ci, fmt_num, fmt_p
+from analysis_utils.stats.kaplan_meier import number_at_risk
+from analysis_utils.steps.survival import CONTROL_ARM, ENDPOINTS, TREATMENT_ARM, km_summary
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# tables
+# --------------------------------------------------------------------------------------------------------------------
+def format_km_summary(summary: pd.DataFrame, conf_type: str = "") -> pd.DataFrame:
+    """Manuscript version of ``km_summary``: 'n (events)', 'median (CI)' in months ('NR' = not reached), survival
+    at each timepoint as % (CI), RMST (CI) in months."""
+    out = pd.DataFrame({"Analysis": summary["analysis"], "Arm": summary["arm"],
+                        "n (events)": [f"{int(n)} ({int(e)})" for n, e in zip(summary["n"], summary["events"])],
+                        f"Median, months (95% CI{', ' + conf_type if conf_type else ''})": [
+                            fmt_est_ci(m, lo, hi, digits=1) for m, lo, hi in
+                            zip(summary["median"], summary["median_lower"], summary["median_upper"])]})
+    for c in [c for c in summary.columns if c.startswith("s_") and not c.endswith(("_lower", "_upper"))]:
+        out[f"{c[2:]} survival, % (95% CI)"] = [
+            fmt_est_ci(100 * s, 100 * lo, 100 * hi, digits=1, missing="—") for s, lo, hi in
+            zip(summary[c], summary[f"{c}_lower"], summary[f"{c}_upper"])]
+    if "rmst" in summary.columns:
+        out["RMST, months (95% CI)"] = [fmt_est_ci(r, lo, hi, digits=1, missing="—") for r, lo, hi in
+                                        zip(summary["rmst"], summary["rmst_lower"], summary["rmst_upper"])]
+    return out
+
+
+def format_hr_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Manuscript version of ``hr_summary`` (extra leading columns such as the endpoint are kept): N, events,
+    HR (95% CI), P, variance; 'NE' where the model is not estimable."""
+    lead = [c for c in table.columns if c not in ("n", "n_events", "hr", "lower", "upper", "p", "se", "variance",
+                                                  "flag")]
+    out = table[lead].copy()
+    out["N"] = [("—" if pd.isna(n) else f"{int(n)}") for n in table["n"]]
+    out["Events"] = [("—" if pd.isna(n) else f"{int(n)}") for n in table["n_events"]]
+    out["HR (95% CI)"] = [fmt_est_ci(h, lo, hi, missing="NE") for h, lo, hi in
+                          zip(table["hr"], table["lower"], table["upper"])]
+    out["P"] = [fmt_p(p) for p in table["p"]]
+    out["Variance"] = table["variance"].to_numpy()
+    return out
+
+
+def format_rmst_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Manuscript version of ``rmst_summary`` (months, one decimal; '—' when not estimable)."""
+    return pd.DataFrame({
+        "Analysis": table["analysis"], "tau, months": [fmt_num(t, 0, "—") for t in table["tau"]],
+        f"RMST {TREATMENT_ARM}": [fmt_num(v, 1, "—") for v in table["rmst_haic"]],
+        f"RMST {CONTROL_ARM}": [fmt_num(v, 1, "—") for v in table["rmst_control"]],
+        "Difference, months (95% CI)": [fmt_est_ci(d, lo, hi, digits=1, missing="—") for d, lo, hi in
+                                        zip(table["diff"], table["lower"], table["upper"])],
+        "P": [fmt_p(p) for p in table["p"]]})
+
+
+def km_tables(res: dict[str, dict[str, dict]], cohorts: dict[str, dict], endpoint: str,
+              conf_type: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(``km_summary``, ``format_km_summary``) of one endpoint over the cohorts, rows labelled by cohort label."""
+    summary = km_summary({cohorts[c]["label"]: r for c, r in res[endpoint].items()})
+    return summary, format_km_summary(summary, conf_type)
+
+
+def coefficient_table(cox_table_: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(term, hr, lower, upper, p) of a Cox table and its manuscript version (HR (95% CI), P formatted)."""
+    coefs = cox_table_[["term", "hr", "lower", "upper", "p"]]
+    formatted = coefs.assign(hr=[fmt_est_ci(h, lo, hi) for h, lo, hi in
+                                 zip(coefs["hr"], coefs["lower"], coefs["upper"])],
+                             p=coefs["p"].map(fmt_p))[["term", "hr", "p"]]
+    return coefs, formatted
+
+
+def landmark_table(landmarks: dict[str, dict]) -> pd.DataFrame:
+    """One row per endpoint: patients at the landmark, excluded, re-classified, events, HR (95% CI) unadjusted and
+    adjusted ('NE' when not estimable)."""
+
+    def hr_text(hr: dict) -> str:
+        return fmt_est_ci(hr["hr"], hr["lower"], hr["upper"], missing="NE")
+
+    return pd.DataFrame([{"endpoint": label, "n_at_landmark": lm["n"], "n_excluded": lm["n_excluded"],
+                          "n_reclassified": lm["n_reclassified"], "events": lm["n_events"],
+                          "hr_unadj": hr_text(lm["hr_unadj"]), "hr_adj": hr_text(lm["hr_adj"])}
+                         for ep, (_, _, label) in ENDPOINTS.items() for lm in [landmarks[ep]]])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# figures
+# --------------------------------------------------------------------------------------------------------------------
+SUBGROUP_LABELS = {"mvi": "Macrovascular invasion", "ehs": "Extrahepatic spread", "afp_ge_400": "AFP \u2265 400 ng/mL",
+                   "child_pugh_class": "Child-Pugh class", "bclc_stage": "BCLC stage",
+                   "tki_agent": "TKI / anti-VEGF agent", "ecog": "ECOG PS", "sex": "Sex", "etiology": "Aetiology"}
+_LEVEL_LABELS = {"True": "Yes", "False": "No", "1": "Yes", "0": "No"}
+
+
+def _p_text(p: float) -> str:
+    """'p = 0.046' / 'p < 0.001' for figure labels."""
+    s = fmt_p(p)
+    return f"p {s[0]} {s[1:]}" if s.startswith("<") else f"p = {s}"
+
+
+def km_plot(result: dict, ylabel: str = "Survival probability", title: str | None = None, x_max: float = 24.0,
+            tick_step: float = 3.0, show_ci: bool = True) -> plt.Figure:
+    """Kaplan-Meier curves per arm from ``steps.survival.analyse_endpoint``: step curves with censoring marks (|),
+    pointwise CI bands (the tables' conf_type), number at risk under the x-axis at the displayed ticks
+    (``stats.kaplan_meier.number_at_risk``: patients with time >= tick, unweighted even for a weighted KM), median
+    with its CI per arm, HR and the test p (log-rank; robust Wald with weights) on the figure. Months 0 to ``x_max``;
+    a curve extending beyond x_max is cut at the axis."""
+    arms = [a for a in ARM_ORDER if a in result["km"]]
+    ticks = np.arange(0.0, x_max + 1e-9, tick_step)
+    fig, (ax, ax_risk) = plt.subplots(2, 1, figsize=(6.4, 5.4), sharex=True,
+                                      gridspec_kw={"height_ratios": [4.2, 0.35 + 0.3 * len(arms)], "hspace": 0.32})
+    lines = [f"Median, months ({int(round(100 * result['conf_level']))}% CI, {result['conf_type']})"]
+    for arm in arms:
+        km, colour = result["km"][arm], ARM_COLOURS[arm]
+        t = np.concatenate([[0.0], km["time"].to_numpy()])
+        ax.step(t, np.concatenate([[1.0], km["surv"].to_numpy()]), where="post", color=colour, lw=1.5, label=arm)
+        if show_ci:
+            ax.fill_between(t, np.concatenate([[1.0], km["lower"].to_numpy()]),
+                            np.concatenate([[1.0], km["upper"].to_numpy()]), step="post", color=colour, alpha=0.15,
+                            lw=0)
+        cens = km[(km["n_censor"] > 0) & (km["time"] <= x_max)]
+        ax.plot(cens["time"], cens["surv"], ls="none", marker="|", ms=5, mew=0.9, color=colour)
+        med = result["median"].loc[arm]
+        lines.append(f"{arm}: {fmt_est_ci(med['median'], med['lower'], med['upper'], digits=1)}")
+    hr = result.get("hr") or {}
+    if hr and np.isfinite(hr.get("hr", np.nan)):
+        lines.append(f"HR {fmt_est_ci(hr['hr'], hr['lower'], hr['upper'])}")
+    if np.isfinite(result["test"]["p"]):
+        lines.append(f"{result['test']['label']} {_p_text(result['test']['p'])}")
+    ax.text(0.98, 0.98, "\n".join(lines), transform=ax.transAxes, ha="right", va="top", fontsize=7.5,
+            bbox=dict(boxstyle="round,pad=0.35", fc="white", ec="0.8", lw=0.6))
+    ax.axhline(0.5, color="0.75", lw=0.6, ls=":")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(0, x_max * 1.01)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="lower left", frameon=False, fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    for i, arm in enumerate(arms):
+        n_risk = number_at_risk(result["times"][arm], ticks)
+        y = len(arms) - 1 - i
+        for x, n in zip(ticks, n_risk):
+            ax_risk.text(x, y, f"{int(n)}", ha="center", va="center", fontsize=7.5, color=ARM_COLOURS[arm])
+        ax_risk.text(-0.06, y, arm, ha="right", va="center", fontsize=7.5, color=ARM_COLOURS[arm],
+                     transform=ax_risk.get_yaxis_transform())
+    ax_risk.set_ylim(-0.6, len(arms) - 0.4)
+    ax_risk.set_axis_off()
+    ax_risk.text(-0.06, len(arms) - 0.3, "Number at risk" + (" (unweighted)" if result.get("weighted") else ""),
+                 ha="left", va="bottom", fontsize=7.5, fontweight="bold", transform=ax_risk.get_yaxis_transform())
+    ax.set_xticks(ticks)
+    ax.tick_params(labelbottom=True)
+    ax.set_xlabel("Months since the index date")
+    return fig
+
+
+def forest_plot(table: pd.DataFrame, overall: dict | None = None, labels: dict[str, str] | None = None,
+                xlabel: str = "Hazard ratio (95% CI)") -> plt.Figure:
+    """Subgroup forest plot from ``steps.survival.subgroup_analysis`` (``stats.cox.cox_interaction_p``): HR (95% CI)
+    of HAIC-TKIs-P vs TKIs-P per subgroup level on a log axis, n (events) and the interaction p per subgroup;
+    ``overall`` (a ``steps.survival.arm_hr`` dict plus ``n``/``n_events``) is drawn first as a diamond. CIs beyond
+    the axis end in an arrow; levels that cannot be estimated are listed with 'NE'."""
+    labels = {**SUBGROUP_LABELS, **(labels or {})}
+    rows: list[dict] = []
+    if overall is not None:
+        rows.append({"label": "All patients", "kind": "overall", **overall})
+    for sg, part in table.groupby("subgroup", sort=False):
+        rows.append({"label": labels.get(sg, sg), "kind": "header", "p_interaction": part["p_interaction"].iloc[0]})
+        for r in part.to_dict("records"):
+            rows.append({**r, "label": "   " + _LEVEL_LABELS.get(str(r["level"]), str(r["level"])), "kind": "level"})
+    finite = [v for r in rows if r["kind"] != "header" for v in (r.get("lower"), r.get("upper"))
+              if v is not None and np.isfinite(v)]
+    lo = max(0.05, min(finite + [0.5]) / 1.15)
+    hi = min(20.0, max(finite + [2.0]) * 1.15)
+    n_rows = len(rows)
+    fig, (ax_l, ax, ax_r) = plt.subplots(1, 3, figsize=(7.2, 0.26 * n_rows + 1.3), sharey=True,
+                                         gridspec_kw={"width_ratios": [2.6, 2.4, 2.2], "wspace": 0.02})
+    for i, r in enumerate(rows):
+        y = n_rows - 1 - i
+        bold = "bold" if r["kind"] != "level" else "normal"
+        ax_l.text(0, y, r["label"], va="center", fontsize=7.5, fontweight=bold)
+        if r["kind"] == "header":
+            ax_r.text(0.98, y, f"P interaction {fmt_p(r['p_interaction'])}", va="center", ha="right", fontsize=7)
+            continue
+        n_text = "" if pd.isna(r.get("n")) else f"{int(r['n'])} ({int(r['n_events'])})"
+        ax_l.text(1.0, y, n_text, va="center", ha="right", fontsize=7.5)
+        est, l_, u_ = (r.get(k, np.nan) for k in ("hr", "lower", "upper"))
+        if not np.isfinite(est):
+            ax_r.text(0.02, y, "NE", va="center", fontsize=7.5)
+            continue
+        ax_r.text(0.02, y, fmt_est_ci(est, l_, u_), va="center", fontsize=7.5)
+        ax.plot([max(l_, lo), min(u_, hi)], [y, y], color="0.15", lw=1)
+        for end, edge, marker in ((l_, lo, "<"), (u_, hi, ">")):
+            if (marker == "<" and end < lo) or (marker == ">" and end > hi):
+                ax.plot(edge, y, marker=marker, color="0.15", ms=4)
+        if r["kind"] == "overall":
+            ax.plot(est, y, marker="D", color="0.15", ms=6)
+        else:
+            ax.plot(est, y, marker="s", color="0.15", ms=4)
+    ax.axvline(1.0, color="0.5", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    ticks = [t for t in (0.1, 0.25, 0.5, 1, 2, 4, 10) if lo <= t <= hi]  # evenly spaced on the log axis
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylim(-0.8, n_rows - 0.3)
+    one = float(np.log(1 / lo) / np.log(hi / lo))  # axes fraction of HR = 1
+    for text, ha, arm in (("\u2190 Favours HAIC-TKIs-P ", "right", ARM_HAIC), (" Favours TKIs-P \u2192", "left", ARM_CONTROL)):
+        ax.annotate(text, xy=(one, 0), xycoords="axes fraction", xytext=(0, -34), textcoords="offset points",
+                    ha=ha, va="top", fontsize=6.5, color=ARM_COLOURS[arm], annotation_clip=False)
+    for a in (ax_l, ax_r):
+        a.set_axis_off()
+        a.set_xlim(0, 1)
+    ax.spines["left"].set_visible(False)
+    ax.tick_params(axis="y", left=False)
+    ax_l.text(0, n_rows - 0.2, "Subgroup", fontsize=7.5, fontweight="bold", va="bottom")
+    ax_l.text(1.0, n_rows - 0.2, "n (events)", fontsize=7.5, fontweight="bold", va="bottom", ha="right")
+    ax_r.text(0.02, n_rows - 0.2, "HR (95% CI)", fontsize=7.5, fontweight="bold", va="bottom")
+    return fig
+
+
+def schoenfeld_plot(zph: object, term: str = "arm", coef: float | None = None, ylabel: str | None = None,
+                    title: str | None = None) -> plt.Figure:
+    """Proportional-hazards check as R ``plot(cox.zph(fit))``: scaled Schoenfeld residuals + coefficient (beta(t))
+    of ``term`` against event time in months, a LOWESS smooth (statsmodels, frac 2/3; R draws a spline with
+    +-2 SE), the fitted coefficient ``coef`` (dashed) and 0 (dotted), and the cox.zph p of the term (transform as
+    in ``zph.transform``). A flat smooth means a constant hazard ratio."""
+    from statsmodels.nonparametric.smoothers_lowess import lowess
+
+    data, table = zph.plot_data, zph.table
+    if term not in data.columns:
+        raise ValueError(f"term {term!r} is not in the cox.zph plot data (terms: {list(data.columns[3:])})")
+    x, y = data["time"].to_numpy(), data[term].to_numpy()
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    ax.plot(x, y, ls="none", marker="o", ms=2.5, color="0.55", alpha=0.6)
+    ok = np.isfinite(y)
+    if ok.sum() > 3:
+        sm = lowess(y[ok], x[ok], frac=2 / 3, return_sorted=True)
+        ax.plot(sm[:, 0], sm[:, 1], color="0.1", lw=1.5, label="LOWESS")
+    if coef is not None:
+        ax.axhline(coef, color=ARM_COLOURS[ARM_HAIC], lw=1, ls="--", label=f"Cox coefficient ({coef:.2f})")
+    ax.axhline(0, color="0.5", lw=0.8, ls=":")
+    p = float(table.loc[table["term"] == term, "p"].iloc[0])
+    ax.text(0.98, 0.97, f"Schoenfeld test ({zph.transform} time) {_p_text(p)}", transform=ax.transAxes,
+            ha="right", va="top", fontsize=7.5)
+    ax.set_xlabel("Event time (months since the index date)")
+    ax.set_ylabel(ylabel or f"beta(t) for {term} (log HR)")
+    ax.legend(loc="lower left", frameon=False, fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
