@@ -54,28 +54,6 @@ def flow_diagram(flow: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def ae_butterfly(by_term: pd.DataFrame, arms: list[str] | None = None, top: int = 15) -> plt.Figure:
-    """Diverging bar chart of the most frequent adverse events: % of patients per arm (left: first arm, right:
-    second), grade 1-2 and grade >= 3 stacked, from :func:`analysis_utils.safety.ae_by_term_table`."""
-    arms = arms or ARM_ORDER
-    t = by_term.head(top).iloc[::-1]
-    fig, ax = plt.subplots(figsize=(7.2, 0.32 * len(t) + 1.4))
-    y = range(len(t))
-    for sign, arm in zip((-1, 1), arms):
-        g3 = t[f"{arm} >=3 %"].to_numpy()
-        g12 = t[f"{arm} any %"].to_numpy() - g3
-        colour = ARM_COLOURS[arm]
-        ax.barh(y, sign * g12, color=colour, alpha=0.45, label=f"{arm}, grade 1-2")
-        ax.barh(y, sign * g3, left=sign * g12, color=colour, label=f"{arm}, grade \u2265 3")
-    ax.axvline(0, color="0.2", lw=0.8)
-    ax.set_yticks(list(y), t["ctcae_term"])
-    ticks = ax.get_xticks()
-    ax.set_xticks(ticks, [f"{abs(v):.0f}" for v in ticks])
-    ax.set_xlabel("Patients with the event (%)")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False, fontsize=7)
-    return fig
-
-
 SAMPLE_STYLES = {  # love plot: one colour/marker per sample (Okabe-Ito, avoiding the two arm colours)
     "Unadjusted": ("#999999", "o"), "Matched": ("#000000", "D"), "IPTW (ATE)": ("#009E73", "s"),
     "IPTW (ATT)": ("#CC79A7", "^"), "Overlap weights (ATO)": ("#E69F00", "v"),
