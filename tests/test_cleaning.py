@@ -123,6 +123,26 @@ def test_no_identifier_column_or_value_survives(cohort):
         assert value not in text
 
 
+def test_written_tables_and_results_summary(cohort, tmp_path):
+    from analysis_utils.steps import cleaning as steps
+
+    steps.write_cleaned(cohort, tmp_path)
+    s = steps.results_summary(cohort)
+    # 20 records from 2 centres, 13 excluded (12 criteria + the duplicate X77), 7 analysed: OK2 (HAIC) and OK1, DTH,
+    # CUT, NOD, MISS, B02; OS events: DTH and NOD (CUT dies after the cut-off: censored)
+    assert (s["n_screened"], s["n_centers"], s["n_excluded"], s["n_analysed"]) == (20, 2, 13, 7)
+    assert (s["n_haic"], s["n_control"], s["n_os_events"]) == (1, 6, 2)
+    assert s["pct_haic"] == pytest.approx(100 / 7) and sum(s["exclusions"].values()) == 13
+    assert s["exclusions"]["duplicate_record"] == 1 and s["haic_after_index_n"] == 0  # OK2's HAIC is 12 days before
+    assert s["index_date_min"] == s["index_date_max"] == pd.Timestamp("2023-02-01")
+    written = pd.read_parquet(tmp_path / "data" / "cohort.parquet")
+    assert len(written) == 7 and not {"source_file", "source_row"} & set(written.columns)
+    assert len(pd.read_csv(tmp_path / "tables" / "data_quality.csv")) == s["n_quality_entries"] > 0
+    assert pd.read_csv(tmp_path / "tables" / "flow.csv")["n"].tolist() == cohort.flow["n"].tolist()
+    overview = steps.crude_overview(cohort.cohort)
+    assert overview["n"].to_dict() == {"HAIC-TKIs-P": 1, "TKIs-P": 6} and overview["os_events"].sum() == 2
+
+
 def test_study_ids_are_stable_and_keyed():
     a = study_id(pd.Series(["C01"]), pd.Series(["A1"]), "k1").iloc[0]
     assert a == study_id(pd.Series(["C01"]), pd.Series(["A1"]), "k1").iloc[0]

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from analysis_utils.reporting import manuscript as ms
+from analysis_utils.reporting.manuscript import checks, quarto, variables
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("index.qmd", "_supplement.qmd", "_strobe.qmd", "references.bib", "american-medical-association.csl")
@@ -43,9 +44,9 @@ def test_number_formats_for_reading():
 
 
 def test_signed_rmst_difference_reads_longer_or_shorter():
-    assert ms._signed_months(2.13, 0.91, 3.34, 0.95) == "2.1 months (95% CI 0.9–3.3) longer"
+    assert variables._signed_months(2.13, 0.91, 3.34, 0.95) == "2.1 months (95% CI 0.9–3.3) longer"
     # negative difference: sign and limits flipped (-2.0, -0.4) -> (0.4, 2.0)
-    assert ms._signed_months(-1.2, -2.0, -0.4, 0.95) == "1.2 months (95% CI 0.4–2.0) shorter"
+    assert variables._signed_months(-1.2, -2.0, -0.4, 0.95) == "1.2 months (95% CI 0.4–2.0) shorter"
 
 
 COVARIATES = ["age", "sex", "etiology", "ecog", "child_pugh_class", "bclc_stage", "multiple_tumours",
@@ -60,7 +61,7 @@ def _params(**matching):
 
 
 def test_methods_prose_follows_the_params():
-    m = ms._methods_variables(_params())
+    m = variables._methods_variables(_params())
     assert m["caliper"] == "a caliper of 0.2 standard deviations of the logit of the propensity score"
     assert m["ratio"] == "1:1" and m["replacement"] == "without replacement"
     assert m["order"].startswith("in descending order of the propensity score")
@@ -71,7 +72,7 @@ def test_methods_prose_follows_the_params():
     assert m["ci_level"] == "95%" and m["ties"] == "Efron" and m["rmst_tau"] == "24 months"
     assert m["haic_window"] == "90 days (about 3 months)" and m["min_sd"] == "42 days (6 weeks)"
     assert m["exact"] == "without exact matching on any variable"
-    other = ms._methods_variables(_params(caliper=0.1, std_caliper=False, ratio=2, replace=True, m_order="random",
+    other = variables._methods_variables(_params(caliper=0.1, std_caliper=False, ratio=2, replace=True, m_order="random",
                                           distance="ps", exact=["center_id"]))
     assert other["caliper"] == "a caliper of 0.1 on the scale of the propensity score"
     assert other["ratio"] == "1:2" and other["replacement"] == "with replacement"
@@ -79,7 +80,7 @@ def test_methods_prose_follows_the_params():
     assert other["exact"] == "with exact matching on centre"
 
 
-class _R(ms._Reader):
+class _R(variables._Reader):
     def __init__(self, values):
         super().__init__("survival", values)
 
@@ -92,21 +93,21 @@ def _hr(lower, upper):
 def test_conclusion_wording_follows_the_confidence_intervals():
     # CI entirely below 1 -> longer survival; including 1 -> not clearly associated; above 1 -> shorter
     r = _R(_hr({"os": 0.5, "pfs_recist": 0.6, "pfs_mrecist": 0.6}, {"os": 0.8, "pfs_recist": 0.9, "pfs_mrecist": 0.9}))
-    assert ms._conclusion(r) == ("was associated with longer overall survival and progression-free survival "
+    assert variables._conclusion(r) == ("was associated with longer overall survival and progression-free survival "
                                  "(RECIST 1.1 and mRECIST)")
     r = _R(_hr({"os": 0.5, "pfs_recist": 0.8, "pfs_mrecist": 1.1}, {"os": 0.8, "pfs_recist": 1.2, "pfs_mrecist": 1.5}))
-    assert ms._conclusion(r) == ("was associated with longer overall survival but shorter progression-free survival "
+    assert variables._conclusion(r) == ("was associated with longer overall survival but shorter progression-free survival "
                                  "per mRECIST and was not clearly associated with progression-free survival per "
                                  "RECIST 1.1")
 
 
 def test_safety_comparison_uses_the_p_value_and_direction():
     base = {"g3_haic_pct": 71.3, "g3_control_pct": 49.9}
-    more = ms._safety_comparison(ms._Reader("safety", {**base, "g3_p": 1e-9}), "", 0.05)
+    more = variables._safety_comparison(variables._Reader("safety", {**base, "g3_p": 1e-9}), "", 0.05)
     assert more == "at the cost of more frequent grade ≥3 adverse events"
-    assert ms._safety_comparison(ms._Reader("safety", {**base, "g3_p": 0.2}), "", 0.05).startswith("with a similar")
+    assert variables._safety_comparison(variables._Reader("safety", {**base, "g3_p": 0.2}), "", 0.05).startswith("with a similar")
     low = {"g3_haic_pct": 20.0, "g3_control_pct": 30.0, "g3_p": 0.01}
-    assert ms._safety_comparison(ms._Reader("safety", low), "", 0.05).startswith("with less frequent")
+    assert variables._safety_comparison(variables._Reader("safety", low), "", 0.05).startswith("with less frequent")
 
 
 def _write_run(out: Path, results: dict, params: dict | None = None) -> Path:
@@ -303,7 +304,7 @@ def test_every_citation_is_in_the_bibliography_with_a_doi_or_url():
         assert doi.startswith("10.") and " " not in doi, doi
     cited = set()
     for name in ("index.qmd", "_supplement.qmd", "_strobe.qmd"):
-        body = ms._strip_code(ms.SHORTCODE_RE.sub(" ", (ROOT / "manuscript" / name).read_text(encoding="utf-8")))
+        body = checks._strip_code(ms.SHORTCODE_RE.sub(" ", (ROOT / "manuscript" / name).read_text(encoding="utf-8")))
         cited |= {m.group(1).rstrip(".:") for m in ms.AT_RE.finditer(body)
                   if m.group(1).split("-")[0] not in ms.BUILTIN_XREF + ("etbl", "efig")}
     assert cited and cited <= set(keys), sorted(cited - set(keys))
@@ -331,7 +332,7 @@ def test_quarto_project_config():
 
 # --------------------------------------------------------------------------------------------------- render
 def test_render_without_quarto_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setattr(ms.shutil, "which", lambda name: None)
+    monkeypatch.setattr(quarto.shutil, "which", lambda name: None)
     outcome = ms.render(tmp_path, tmp_path / "out")
     assert not outcome.rendered
     assert "Quarto is not on the PATH" in outcome.message and "quarto render" in outcome.message
@@ -345,11 +346,11 @@ def test_render_copies_the_quarto_output_into_the_run(tmp_path, monkeypatch):
         (root / "_manuscript" / "index.html").write_text("<html/>")
         return subprocess.CompletedProcess([exe, "render"], 0, "", "")
 
-    monkeypatch.setattr(ms.shutil, "which", lambda name: "/opt/quarto/bin/quarto")
-    monkeypatch.setattr(ms, "_run_quarto", fake_quarto)
+    monkeypatch.setattr(quarto.shutil, "which", lambda name: "/opt/quarto/bin/quarto")
+    monkeypatch.setattr(quarto, "_run_quarto", fake_quarto)
     outcome = ms.render(tmp_path, tmp_path / "out")
     assert outcome.rendered and (tmp_path / "out" / "manuscript" / "index.html").is_file()
-    monkeypatch.setattr(ms, "_run_quarto", lambda exe, root: subprocess.CompletedProcess([exe], 1, "", "ERROR: x"))
+    monkeypatch.setattr(quarto, "_run_quarto", lambda exe, root: subprocess.CompletedProcess([exe], 1, "", "ERROR: x"))
     failed = ms.render(tmp_path, tmp_path / "out")
     assert not failed.rendered and "exit code 1" in failed.message and "ERROR: x" in failed.message
 
@@ -412,7 +413,7 @@ def _used_values(root: Path) -> dict[str, str]:
     for name in ("index.qmd", "_supplement.qmd"):
         text = (root / "manuscript" / name).read_text(encoding="utf-8")
         keys |= {m.group(2).split()[0] for m in ms.SHORTCODE_RE.finditer(text) if m.group(1) == "var"}
-    return {k: str(ms._lookup(variables, k)) for k in keys}
+    return {k: str(checks._lookup(variables, k)) for k in keys}
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """The committed notebooks run top to bottom with their own defaults, as a researcher would run them in
-JupyterLab (nbval in lax mode: every cell must run without error; stripped notebooks have no outputs to compare,
-see conventions-and-pitfalls.md). They run in a copy of the project so the real outputs/ is not touched, on the
+JupyterLab (nbval in lax mode: every cell must run without error; the committed notebooks are stripped, so there are no
+outputs to compare). They run in a copy of the project so the real outputs/ is not touched, on the
 small synthetic cohort generated in advance where the default parameters look for their input."""
 import shutil
 import subprocess

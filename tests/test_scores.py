@@ -1,4 +1,7 @@
-"""Child-Pugh, ALBI, BCLC and PVTT grade derivations against hand-computed cases (clinical-rules.md section 4)."""
+"""Child-Pugh, ALBI, BCLC and PVTT grade derivations against hand-computed cases.
+
+Rules: docs/methods/liver-scores-and-staging.md (Pugh 1973, doi:10.1002/bjs.1800600817; Johnson 2015,
+doi:10.1200/JCO.2014.57.9151; Reig 2022, doi:10.1016/j.jhep.2021.11.018)."""
 import pandas as pd
 import pytest
 
@@ -33,7 +36,7 @@ def test_child_pugh_missing_component_gives_missing():
 
 
 def test_albi_worked_example_and_grade_cut_points():
-    # rules file 4.2: albumin 35 g/L, bilirubin 20.52 umol/L -> 0.66*log10(20.52) - 0.085*35 = 0.8660 - 2.975 = -2.109
+    # worked example: albumin 35 g/L, bilirubin 20.52 umol/L -> 0.66*log10(20.52) - 0.085*35 = 0.8660 - 2.975 = -2.109
     assert scores.albi_score(S(20.52), S(35.0)).iloc[0] == pytest.approx(-2.109, abs=5e-4)
     assert scores.albi_grade(S(-2.60, -2.599, -1.39, -1.389)).tolist() == [1, 2, 2, 3]
 
@@ -55,7 +58,7 @@ def test_pvtt_vp_cheng_mapping():
 
 def test_generator_scores_agree_with_the_pipeline_outside_the_rounding_band():
     """The synthetic generator derives its ground-truth scores independently (analysis_utils.synthetic); the two
-    implementations must agree. Known difference: the generator uses the rules table's rounded bilirubin cut-offs
+    implementations must agree. Known difference: the generator uses the commonly tabulated rounded bilirubin cut-offs
     in umol/L (34 and 50), the pipeline the mg/dL definition (2.0 and 3.0 mg/dL = 34.2 and 51.3 umol/L)."""
     import numpy as np
 

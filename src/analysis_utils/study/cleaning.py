@@ -418,36 +418,3 @@ def clean(input_dir: str | Path, cfg: CleaningConfig, log: QualityLog | None = N
     flow = flow_table(screened)
     check_flow(flow)
     return CleanedData(screened=screened, tables=out_tables, flow=flow, quality=log)
-
-
-# --------------------------------------------------------------------------------------------------- outputs
-def write_cleaned(cleaned: CleanedData, out_dir: str | Path) -> dict[str, Any]:
-    """Write the analysis-ready tables (parquet), the flow and data-quality tables (CSV) under ``out_dir`` and
-    return the cleaning section of the run's results."""
-    out = Path(out_dir)
-    (out / "data").mkdir(parents=True, exist_ok=True)
-    (out / "tables").mkdir(parents=True, exist_ok=True)
-    screened = cleaned.screened.drop(columns=["source_file", "source_row"], errors="ignore")
-    screened.to_parquet(out / "data" / "screened.parquet", index=False)
-    screened[screened["eligible"]].to_parquet(out / "data" / "cohort.parquet", index=False)
-    for name, df in cleaned.tables.items():
-        if name.startswith("site_agreement"):
-            df.to_csv(out / "tables" / f"{name}.csv", index=False)
-        else:
-            df.drop(columns=["source_row"], errors="ignore").to_parquet(out / "data" / f"{name}.parquet", index=False)
-    cleaned.flow.to_csv(out / "tables" / "flow.csv", index=False)
-    dq = cleaned.quality.to_frame()
-    dq.to_csv(out / "tables" / "data_quality.csv", index=False)
-    cleaned.quality.summary().to_csv(out / "tables" / "data_quality_summary.csv", index=False)
-    cohort = cleaned.cohort
-    arms = cohort["arm"].value_counts()
-    return {
-        "n_screened": len(cleaned.screened), "n_centers": int(cleaned.screened["center_id"].nunique()),
-        "n_excluded": int((~cleaned.screened["eligible"]).sum()), "n_analysed": len(cohort),
-        "n_haic": int(arms.get(ARM_HAIC, 0)), "n_control": int(arms.get(ARM_CONTROL, 0)),
-        "pct_haic": 100.0 * arms.get(ARM_HAIC, 0) / max(len(cohort), 1),
-        "exclusions": {r.criterion: int(r.n) for r in cleaned.flow[cleaned.flow.step == "excluded"].itertuples()},
-        "n_quality_entries": len(dq), "n_os_events": int(cohort["os_event"].sum()),
-        "index_date_min": cohort["index_date"].min(), "index_date_max": cohort["index_date"].max(),
-        "haic_after_index_n": int((cohort["haic_offset_days"] > 0).sum()),
-    }

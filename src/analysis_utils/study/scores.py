@@ -1,10 +1,13 @@
-"""Liver-function, stage and vascular-invasion scores (clinical-rules.md section 4).
+"""Liver-function, stage and vascular-invasion scores.
 
-- Child-Pugh (Pugh 1973): points for bilirubin, albumin, INR, ascites, encephalopathy; class A 5-6, B 7-9, C 10-15.
-  Closed-interval boundaries as in the rules file: bilirubin 2.0 mg/dL -> 2 points, albumin 3.5 g/dL -> 2 points,
-  INR 1.7 -> 2 points. Bilirubin in umol/L is converted with 1 mg/dL = 17.1 umol/L.
-- ALBI (Johnson 2015): 0.66 x log10(bilirubin umol/L) - 0.085 x albumin g/L; grade 1 <= -2.60 < grade 2 <= -1.39 < 3.
-- BCLC 2022 (Reig 2022) B versus C: C if macrovascular invasion, extrahepatic spread or ECOG 1-2, else B.
+Rules: docs/methods/liver-scores-and-staging.md.
+- Child-Pugh (Pugh 1973, doi:10.1002/bjs.1800600817): points for bilirubin, albumin, INR, ascites, encephalopathy;
+  class A 5-6, B 7-9, C 10-15. Closed-interval boundaries: bilirubin 2.0 mg/dL -> 2 points, albumin 3.5 g/dL -> 2
+  points, INR 1.7 -> 2 points. Bilirubin in umol/L is converted with 1 mg/dL = 17.1 umol/L.
+- ALBI (Johnson 2015, doi:10.1200/JCO.2014.57.9151): 0.66 x log10(bilirubin umol/L) - 0.085 x albumin g/L;
+  grade 1 <= -2.60 < grade 2 <= -1.39 < 3.
+- BCLC 2022 (Reig 2022, doi:10.1016/j.jhep.2021.11.018) B versus C: C if macrovascular invasion, extrahepatic spread
+  or ECOG 1-2, else B.
 - Portal-vein tumour thrombus: Japanese Vp and Chinese Cheng grades mapped Vp2<->I, Vp3<->II, Vp4<->III (IV is a
   subset of Vp4); Vp1 has no Cheng equivalent and is treated as Cheng I.
 Inputs are vectors (pandas Series); a missing component gives a missing score, never a guess.
@@ -29,7 +32,7 @@ def _points(x: pd.Series, lower_cut: float, upper_cut: float, higher_is_worse: b
 
 def child_pugh_points(bilirubin_umol: pd.Series, albumin_g_l: pd.Series, inr: pd.Series, ascites: pd.Series,
                       encephalopathy: pd.Series) -> pd.DataFrame:
-    """Points per Child-Pugh component (Pugh 1973; rules file 4.1), columns ``cp_<component>_pts``; missing where
+    """Points per Child-Pugh component (Pugh 1973), columns ``cp_<component>_pts``; missing where
     the component is missing. Ascites: none/mild/moderate_severe; encephalopathy: none/grade_1_2/grade_3_4."""
     return pd.DataFrame({
         "cp_bilirubin_pts": _points(bilirubin_umol / BILIRUBIN_UMOL_PER_MGDL, 2.0, 3.0, higher_is_worse=True),
@@ -84,7 +87,8 @@ CHENG_FROM_VP = {"Vp1": "I", "Vp2": "I", "Vp3": "II", "Vp4": "III"}
 
 
 def pvtt_grades(recorded: pd.Series) -> pd.DataFrame:
-    """Recorded PVTT grade -> (system, vp_grade, cheng_grade) per the Vp<->Cheng mapping in the rules file 4.4."""
+    """Recorded PVTT grade -> (system, vp_grade, cheng_grade) per the Vp<->Cheng mapping of the module docstring
+    (docs/methods/liver-scores-and-staging.md)."""
     rec = recorded.astype("object")
     is_vp = rec.isin(list(CHENG_FROM_VP))
     is_cheng = rec.isin(list(VP_FROM_CHENG))
