@@ -14,8 +14,8 @@ What the generator's truth is, and what the matched Cox model estimates:
 - Tolerance: 3 robust standard errors of the matched log HR (two-sided 0.3 % false-alarm rate under no bias). Against
   the conditional truth the non-collapsibility gap |log HR_marginal - log HR_conditional| is added.
 - The generator assigns HAIC preferentially to better-prognosis patients (younger, ECOG 0, no extrahepatic spread,
-  better ALBI; clinical-calibration.md 2b) and creates immortal time: the crude HR must lie below the truth, and the
-  true prognostic index (eta_os) must be lower in the HAIC arm before matching.
+  better ALBI; docs/methods/synthetic-cohort.md) and creates immortal time: the crude HR must lie below the truth,
+  and the true prognostic index (eta_os) must be lower in the HAIC arm before matching.
 
 Residual confounding: the generator's hazard and treatment assignment both depend on ALBI. Child-Pugh class alone
 (missing for about a fifth of the patients) leaves part of that imbalance; the default covariates therefore include

@@ -162,7 +162,8 @@ def test_child_pugh_albi_bclc_hand_cases() -> None:
     cp = child_pugh_score([34, 20, 51], [35, 40, 27], [1.7, 1.0, 2.4], ["mild", "none", "moderate_severe"],
                           ["none", "none", "grade_3_4"])
     assert cp.tolist() == [9, 5, 15]
-    # ALBI worked check (clinical-rules 4.2): 0.66 log10(20.52) - 0.085 * 35 = 0.8661 - 2.975 = -2.109 -> grade 2
+    # ALBI worked check (Johnson 2015; docs/methods/liver-scores-and-staging.md):
+    # 0.66 log10(20.52) - 0.085 * 35 = 0.8661 - 2.975 = -2.109 -> grade 2
     score = albi_score([20.52], [35.0])
     assert score[0] == pytest.approx(-2.109, abs=1e-3)
     assert albi_grade([-2.61, -2.60, -1.39, -1.38]).tolist() == [1, 1, 2, 3]
@@ -379,7 +380,7 @@ def test_default_baseline_calibration(default_truth: pd.DataFrame) -> None:
     bili = el["total_bilirubin_umol_l"].astype(float)
     alb = el["albumin_g_l"].astype(float)
     inr = el["inr"].astype(float)
-    # Child-Pugh recomputed here from the latent components (clinical-rules 4.1)
+    # Child-Pugh recomputed here from the latent components (docs/methods/liver-scores-and-staging.md)
     points = (np.where(bili < 34, 1, np.where(bili <= 50, 2, 3)) + np.where(alb > 35, 1, np.where(alb >= 28, 2, 3))
               + np.where(inr < 1.7, 1, np.where(inr <= 2.3, 2, 3))
               + el["ascites"].map({"none": 1, "mild": 2, "moderate_severe": 3}).to_numpy()
