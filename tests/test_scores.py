@@ -62,7 +62,7 @@ def test_generator_scores_agree_with_the_pipeline_outside_the_rounding_band():
     in umol/L (34 and 50), the pipeline the mg/dL definition (2.0 and 3.0 mg/dL = 34.2 and 51.3 umol/L)."""
     import numpy as np
 
-    from analysis_utils.synthetic import generator as synthetic
+    from analysis_utils.synthetic import population as synthetic
 
     rng = np.random.default_rng(1)
     n = 5000

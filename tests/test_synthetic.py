@@ -17,9 +17,17 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis_utils.synthetic import generator as syn
+from analysis_utils.synthetic import describe, generate_cohort
+from analysis_utils.synthetic.config import ARM_DOUBLET, ARM_TRIPLE, GENERATOR_VERSION, resolve_config
+from analysis_utils.synthetic.defects import DEFECT_TYPES
+from analysis_utils.synthetic.exports import CONTRACT_PATH, TABLES
+from analysis_utils.synthetic.labs import ctcae_lab_grade
+from analysis_utils.synthetic.outcomes import weibull_median, weibull_time_with_switch
+from analysis_utils.synthetic.population import albi_grade, albi_score, bclc_2022, child_pugh_score
+from analysis_utils.synthetic.records import national_id_check_digit
+from analysis_utils.synthetic.xlsx import is_number, write_xlsx, xlsx_column
 
-CONTRACT = yaml.load(syn.CONTRACT_PATH.read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
+CONTRACT = yaml.load(CONTRACT_PATH.read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
 SMALL = {"n_records": 200, "n_centers": 4, "xlsx_centers": 1, "chinese_centers": 1, "seed": 7}
 
 
@@ -90,7 +98,7 @@ def eligible_persons(truth: pd.DataFrame) -> pd.DataFrame:
 def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("small")
     messages: list[str] = []
-    summary = syn.generate_cohort(SMALL, out, progress=messages.append)
+    summary = generate_cohort(SMALL, out, progress=messages.append)
     assert messages, "progress callback never called"
     assert summary["n_records"] == 200 and sum(summary["n_per_center"].values()) == 200
     return out
@@ -99,7 +107,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def default(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("default")
-    syn.generate_cohort({}, out)
+    generate_cohort({}, out)
     return out
 
 
@@ -113,24 +121,24 @@ def default_truth(default: Path) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------------------
 def test_unknown_and_bad_config_raise(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="n_record"):
-        syn.generate_cohort({"n_record": 100}, tmp_path)
+        generate_cohort({"n_record": 100}, tmp_path)
     with pytest.raises(ValueError, match="xlsx_centers"):
-        syn.resolve_config({"n_centers": 2, "xlsx_centers": 3})
+        resolve_config({"n_centers": 2, "xlsx_centers": 3})
     with pytest.raises(ValueError, match="accrual_start < accrual_end"):
-        syn.resolve_config({"accrual_start": "2025-01-01", "accrual_end": "2024-01-01"})
+        resolve_config({"accrual_start": "2025-01-01", "accrual_end": "2024-01-01"})
     with pytest.raises(ValueError, match="haic_share"):
-        syn.resolve_config({"haic_share": 1.5})
+        resolve_config({"haic_share": 1.5})
     assert not list(tmp_path.iterdir()), "nothing may be written for a bad config"
     # dates given as YAML dates (params files) are accepted and normalised to ISO strings
-    assert syn.resolve_config({"data_cutoff": dt.date(2025, 9, 30)})["data_cutoff"] == "2025-09-30"
+    assert resolve_config({"data_cutoff": dt.date(2025, 9, 30)})["data_cutoff"] == "2025-09-30"
 
 
 def test_national_id_check_digit_gb11643_example() -> None:
     # body 11010519491231002, weights 7 9 10 5 8 4 2 1 6 3 7 9 10 5 8 4 2:
     # 7+9+0+5+0+20+2+9+24+27+7+18+30+5+0+0+4 = 167; 167 mod 11 = 2 -> '10X98765432'[2] = 'X'
-    assert syn.national_id_check_digit("11010519491231002") == "X"
+    assert national_id_check_digit("11010519491231002") == "X"
     with pytest.raises(ValueError, match="17 digits"):
-        syn.national_id_check_digit("1101")
+        national_id_check_digit("1101")
 
 
 def test_weibull_time_with_switch_hand_cases() -> None:
@@ -138,60 +146,65 @@ def test_weibull_time_with_switch_hand_cases() -> None:
     # E = 0.1 < 0.2 -> t = 1.0; E = 0.4 -> 0.2 + 0.5 (t/10 - 0.2) = 0.4 -> t = 10 (0.2 + 0.2/0.5) = 6.0;
     # never treated: t = 4.0; treated from 0: t/10 * 0.5 = 0.4 -> t = 8.0
     e = np.array([0.1, 0.4, 0.4, 0.4])
-    t = syn.weibull_time_with_switch(e, np.zeros(4), 10.0, 1.0, 0.5, np.array([2.0, 2.0, np.inf, 0.0]))
+    t = weibull_time_with_switch(e, np.zeros(4), 10.0, 1.0, 0.5, np.array([2.0, 2.0, np.inf, 0.0]))
     np.testing.assert_allclose(t, [1.0, 6.0, 4.0, 8.0])
     # eta = log 2 doubles the hazard: E = 0.4 -> t = 10 * 0.2 = 2.0; shape 2: t = 10 sqrt(0.4) = 6.3246
-    np.testing.assert_allclose(syn.weibull_time_with_switch(np.array([0.4]), np.array([math.log(2)]), 10.0, 1.0,
-                                                            1.0, np.array([np.inf])), [2.0])
-    np.testing.assert_allclose(syn.weibull_time_with_switch(np.array([0.4]), np.zeros(1), 10.0, 2.0, 1.0,
-                                                            np.array([np.inf])), [10 * math.sqrt(0.4)])
-    assert syn.weibull_median(10.0, 1.0) == pytest.approx(10 * math.log(2))   # 6.9315
+    np.testing.assert_allclose(weibull_time_with_switch(np.array([0.4]), np.array([math.log(2)]), 10.0, 1.0,
+                                                        1.0, np.array([np.inf])), [2.0])
+    np.testing.assert_allclose(weibull_time_with_switch(np.array([0.4]), np.zeros(1), 10.0, 2.0, 1.0,
+                                                        np.array([np.inf])), [10 * math.sqrt(0.4)])
+    assert weibull_median(10.0, 1.0) == pytest.approx(10 * math.log(2))   # 6.9315
 
 
 def test_child_pugh_albi_bclc_hand_cases() -> None:
     # bilirubin 34 (2), albumin 35 (2), INR 1.7 (2), mild ascites (2), no encephalopathy (1) = 9;
     # bilirubin 20 (1), albumin 40 (1), INR 1.0 (1), none (1), none (1) = 5; 51/27/2.4/moderate/grade_3_4 = 15
-    cp = syn.child_pugh_score([34, 20, 51], [35, 40, 27], [1.7, 1.0, 2.4], ["mild", "none", "moderate_severe"],
-                              ["none", "none", "grade_3_4"])
+    cp = child_pugh_score([34, 20, 51], [35, 40, 27], [1.7, 1.0, 2.4], ["mild", "none", "moderate_severe"],
+                          ["none", "none", "grade_3_4"])
     assert cp.tolist() == [9, 5, 15]
-    # ALBI worked check (clinical-rules 4.2): 0.66 log10(20.52) - 0.085 * 35 = 0.8661 - 2.975 = -2.109 -> grade 2
-    score = syn.albi_score([20.52], [35.0])
+    # ALBI worked check (Johnson 2015; docs/methods/liver-scores-and-staging.md):
+    # 0.66 log10(20.52) - 0.085 * 35 = 0.8661 - 2.975 = -2.109 -> grade 2
+    score = albi_score([20.52], [35.0])
     assert score[0] == pytest.approx(-2.109, abs=1e-3)
-    assert syn.albi_grade([-2.61, -2.60, -1.39, -1.38]).tolist() == [1, 1, 2, 3]
-    assert syn.bclc_2022([False, True, False, False], [False, False, True, False], [0, 0, 0, 1]).tolist() == [
+    assert albi_grade([-2.61, -2.60, -1.39, -1.38]).tolist() == [1, 1, 2, 3]
+    assert bclc_2022([False, True, False, False], [False, False, True, False], [0, 0, 0, 1]).tolist() == [
         "B", "C", "C", "C"]
 
 
 def test_ctcae_lab_grade_hand_cases() -> None:
     # platelets (x10^9/L), LLN 100: 120 -> 0, 90 -> 1, 70 -> 2, 45 -> 3, 20 -> 4
-    assert syn.ctcae_lab_grade("platelets", [120, 90, 70, 45, 20], 300, 100, 150).tolist() == [0, 1, 2, 3, 4]
+    assert ctcae_lab_grade("platelets", [120, 90, 70, 45, 20], 300, 100, 150).tolist() == [0, 1, 2, 3, 4]
     # ALT, ULN 40, abnormal baseline 80: ratios to baseline 1.25 -> 0, 1.625 -> 1, 3.125 -> 2, 6.25 -> 3
-    assert syn.ctcae_lab_grade("alt", [100, 130, 250, 500], 40, 0, 80).tolist() == [0, 1, 2, 3]
+    assert ctcae_lab_grade("alt", [100, 130, 250, 500], 40, 0, 80).tolist() == [0, 1, 2, 3]
     # ALT, normal baseline 30: 50 = 1.25 x ULN -> 1; 900 = 22.5 x ULN -> 4
-    assert syn.ctcae_lab_grade("alt", [50, 900], 40, 0, 30).tolist() == [1, 4]
+    assert ctcae_lab_grade("alt", [50, 900], 40, 0, 30).tolist() == [1, 4]
     # bilirubin abnormal baseline 30 (ULN 20): 31 (>1.0x) -> 1, 50 (1.67x) -> 2
-    assert syn.ctcae_lab_grade("bilirubin", [31, 50], 20, 0, 30).tolist() == [1, 2]
+    assert ctcae_lab_grade("bilirubin", [31, 50], 20, 0, 30).tolist() == [1, 2]
     with pytest.raises(ValueError, match="inr"):
-        syn.ctcae_lab_grade("inr", [1.0], 1.2, 0.8, 1.0)
+        ctcae_lab_grade("inr", [1.0], 1.2, 0.8, 1.0)
 
 
 def test_xlsx_writer_round_trip(tmp_path: Path) -> None:
-    assert [syn._xlsx_column(i) for i in (0, 25, 26, 27)] == ["A", "Z", "AA", "AB"]
+    assert [xlsx_column(i) for i in (0, 25, 26, 27)] == ["A", "Z", "AA", "AB"]
     df = pd.DataFrame({"mrn": ["A&1", "B<2"], "value": ["35.20", "-12"], "date": ["2024年01月05日", ""]})
     path = tmp_path / "t.xlsx"
-    syn._write_xlsx(path, "labs", df, ("value",))
+    write_xlsx(path, "labs", df, ("value",))
     back = pd.read_excel(path, dtype=str, keep_default_na=False)
     assert back["mrn"].tolist() == ["A&1", "B<2"]
     assert [float(v) for v in back["value"]] == [35.2, -12.0]
     assert back["date"].tolist() == ["2024年01月05日", ""]
     first = path.read_bytes()
-    syn._write_xlsx(path, "labs", df, ("value",))
+    write_xlsx(path, "labs", df, ("value",))
     assert path.read_bytes() == first
 
 
 def test_describe_lists_assumptions_and_source() -> None:
-    text = syn.describe()
-    assert "clinical-calibration.md" in text and "IMMORTAL TIME" in text and "ASSUMPTION" in text
+    text = describe()
+    assert "docs/methods/synthetic-cohort.md" in text and "IMMORTAL TIME" in text and "ASSUMPTION" in text
+    # every stage module contributes its docstring
+    for stage in ("config", "population", "treatment", "outcomes", "exclusions", "events", "imaging", "labs",
+                  "records", "exports", "defects", "xlsx", "truth"):
+        assert f"analysis_utils.synthetic.{stage}\n" in text, stage
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -199,13 +212,13 @@ def test_describe_lists_assumptions_and_source() -> None:
 # ----------------------------------------------------------------------------------------------------------
 def test_reproducible_byte_identical(tmp_path: Path) -> None:
     tiny = {"n_records": 60, "n_centers": 2, "xlsx_centers": 1, "chinese_centers": 1, "seed": 3}
-    syn.generate_cohort(tiny, tmp_path / "a")
-    syn.generate_cohort(tiny, tmp_path / "b")
+    generate_cohort(tiny, tmp_path / "a")
+    generate_cohort(tiny, tmp_path / "b")
     a, b = sha256_tree(tmp_path / "a"), sha256_tree(tmp_path / "b")
     assert a.keys() == b.keys()
     assert any(k.endswith(".xlsx") for k in a) and any(k.endswith(".csv") for k in a)
     assert a == b
-    syn.generate_cohort({**tiny, "seed": 4}, tmp_path / "c")
+    generate_cohort({**tiny, "seed": 4}, tmp_path / "c")
     truth = "ground_truth/patients_truth.csv"
     assert sha256_tree(tmp_path / "c")[truth] != a[truth]
 
@@ -213,7 +226,7 @@ def test_reproducible_byte_identical(tmp_path: Path) -> None:
 def test_clean_config_has_no_defects(tmp_path: Path) -> None:
     clean = {"n_records": 40, "n_centers": 2, "xlsx_centers": 1, "chinese_centers": 1, "missing_rate": 0,
              "typo_rate": 0, "duplicate_share": 0}
-    syn.generate_cohort(clean, tmp_path)
+    generate_cohort(clean, tmp_path)
     defects = pd.read_csv(tmp_path / "ground_truth" / "defects.csv", dtype=str)
     assert defects.empty
     truth = pd.read_csv(tmp_path / "ground_truth" / "patients_truth.csv", dtype=str, keep_default_na=False)
@@ -234,9 +247,9 @@ def test_layout_ground_truth_outside_raw(small: Path) -> None:
     assert centres == ["C01", "C02", "C03", "C04"]
     for c in centres:
         names = {p.stem for p in (small / "raw" / c).iterdir()}
-        assert names == set(syn.TABLES) | {"manifest"}
+        assert names == set(TABLES) | {"manifest"}
     truth = yaml.safe_load((small / "ground_truth" / "truth.yaml").read_text(encoding="utf-8"))
-    assert truth["seed"] == 7 and truth["generator_version"] == syn.GENERATOR_VERSION
+    assert truth["seed"] == 7 and truth["generator_version"] == GENERATOR_VERSION
     assert truth["true_effects"]["log_hr_os"] == pytest.approx(math.log(0.62), abs=1e-6)
     assert truth["config"]["n_records"] == 200
 
@@ -250,7 +263,7 @@ def valid(table: str, col: str, kind: str, value: str, fmt: str, export: dt.date
     if kind == "integer" and "allowed" in spec:
         return value in spec["allowed"]
     if kind in ("integer", "number"):
-        ok = syn._is_number(value) and not (col.endswith("_mm") and float(value) < 0)
+        ok = is_number(value) and not (col.endswith("_mm") and float(value) < 0)
         return ok and (1 <= float(value) <= 5 if col == "grade" else True)
     if kind == "date":
         return not (col == "birth_date" and dt.datetime.strptime(value, fmt).date() > export)
@@ -297,7 +310,7 @@ def test_defects_point_to_real_cells(small: Path) -> None:
     defects = pd.read_csv(small / "ground_truth" / "defects.csv", dtype=str, keep_default_na=False)
     assert list(defects.columns) == ["center_id", "file", "row", "column", "defect", "original_value",
                                      "written_value"]
-    assert set(defects["defect"]) <= set(syn.DEFECT_TYPES)
+    assert set(defects["defect"]) <= set(DEFECT_TYPES)
     # every typo/label/duplicate kind appears at least once in a small cohort
     for kind in ("missing", "missing_unit", "decimal_slip", "zero_value", "negative_value", "future_birth_date",
                  "death_before_index", "onset_before_treatment", "out_of_range_category", "undeclared_unit",
@@ -343,7 +356,7 @@ def test_duplicates_and_identifiers(small: Path) -> None:
     assert persons["phone"].str.fullmatch(r"1[358]\d{9}").all()
     ids = persons["national_id"]
     assert ids.str.fullmatch(r"\d{17}[\dX]").all()
-    assert all(syn.national_id_check_digit(i[:17]) == i[17] for i in ids)
+    assert all(national_id_check_digit(i[:17]) == i[17] for i in ids)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -351,14 +364,14 @@ def test_duplicates_and_identifiers(small: Path) -> None:
 # ----------------------------------------------------------------------------------------------------------
 def test_default_haic_and_ineligible_share(default_truth: pd.DataFrame) -> None:
     el = eligible_persons(default_truth)
-    haic = (el["realised_arm"] == syn.ARM_TRIPLE).mean()
+    haic = (el["realised_arm"] == ARM_TRIPLE).mean()
     assert 0.35 <= haic <= 0.45
     failing = (default_truth["eligible"] == "False").mean()
     assert 0.10 <= failing <= 0.16          # ineligible_share 0.13
     built = default_truth.loc[default_truth["exclusion_criterion"] != "none", "exclusion_criterion"]
     assert built.nunique() >= 8
     assert (default_truth["immortal_time_switch"] == "True").sum() >= 1
-    after = el.loc[el["realised_arm"] == syn.ARM_TRIPLE, "first_haic_day"].astype(float) > 0
+    after = el.loc[el["realised_arm"] == ARM_TRIPLE, "first_haic_day"].astype(float) > 0
     assert 0.20 <= after.mean() <= 0.30
 
 
@@ -367,7 +380,7 @@ def test_default_baseline_calibration(default_truth: pd.DataFrame) -> None:
     bili = el["total_bilirubin_umol_l"].astype(float)
     alb = el["albumin_g_l"].astype(float)
     inr = el["inr"].astype(float)
-    # Child-Pugh recomputed here from the latent components (clinical-rules 4.1)
+    # Child-Pugh recomputed here from the latent components (docs/methods/liver-scores-and-staging.md)
     points = (np.where(bili < 34, 1, np.where(bili <= 50, 2, 3)) + np.where(alb > 35, 1, np.where(alb >= 28, 2, 3))
               + np.where(inr < 1.7, 1, np.where(inr <= 2.3, 2, 3))
               + el["ascites"].map({"none": 1, "mild": 2, "moderate_severe": 3}).to_numpy()
@@ -388,7 +401,7 @@ def test_default_baseline_calibration(default_truth: pd.DataFrame) -> None:
 
 def test_default_confounding_present(default_truth: pd.DataFrame) -> None:
     el = eligible_persons(default_truth)
-    tri, dbl = el[el["realised_arm"] == syn.ARM_TRIPLE], el[el["realised_arm"] == syn.ARM_DOUBLET]
+    tri, dbl = el[el["realised_arm"] == ARM_TRIPLE], el[el["realised_arm"] == ARM_DOUBLET]
     smd_age = smd_continuous(tri["age"].astype(float), dbl["age"].astype(float))
     smd_ecog0 = smd_binary(tri["ecog"] == "0", dbl["ecog"] == "0")
     smd_ehs = smd_binary(tri["ehs"] == "True", dbl["ehs"] == "True")
@@ -401,8 +414,8 @@ def test_default_confounding_present(default_truth: pd.DataFrame) -> None:
 
 def test_default_true_os_medians(default: Path, default_truth: pd.DataFrame) -> None:
     el = eligible_persons(default_truth)
-    tri = el.loc[el["realised_arm"] == syn.ARM_TRIPLE, "os_latent_months"].astype(float)
-    dbl = el.loc[el["realised_arm"] == syn.ARM_DOUBLET, "os_latent_months"].astype(float)
+    tri = el.loc[el["realised_arm"] == ARM_TRIPLE, "os_latent_months"].astype(float)
+    dbl = el.loc[el["realised_arm"] == ARM_DOUBLET, "os_latent_months"].astype(float)
     assert 9 <= dbl.median() <= 16                           # cal. 2c doublet 12 (9-16)
     assert 15 <= tri.median() <= 20                          # cal. 2c triple 17 (15-20)
     cf0 = el["os_if_tkis_p_months"].astype(float).median()
@@ -420,16 +433,16 @@ def test_default_true_os_medians(default: Path, default_truth: pd.DataFrame) -> 
 
 def test_default_response_and_lab_toxicity(default: Path, default_truth: pd.DataFrame) -> None:
     el = eligible_persons(default_truth)
-    arms = {a: el[el["realised_arm"] == a] for a in (syn.ARM_TRIPLE, syn.ARM_DOUBLET)}
+    arms = {a: el[el["realised_arm"] == a] for a in (ARM_TRIPLE, ARM_DOUBLET)}
 
     def orr(df: pd.DataFrame, col: str) -> float:
         return df[col].isin(["CR", "PR"]).mean()
 
-    assert 0.45 <= orr(arms[syn.ARM_TRIPLE], "bor_recist") <= 0.64
-    assert 0.16 <= orr(arms[syn.ARM_DOUBLET], "bor_recist") <= 0.42
-    assert 0.52 <= orr(arms[syn.ARM_TRIPLE], "bor_mrecist") <= 0.77
-    assert 0.23 <= orr(arms[syn.ARM_DOUBLET], "bor_mrecist") <= 0.54
-    assert 0.10 <= (arms[syn.ARM_TRIPLE]["bor_mrecist"] == "CR").mean() <= 0.20
+    assert 0.45 <= orr(arms[ARM_TRIPLE], "bor_recist") <= 0.64
+    assert 0.16 <= orr(arms[ARM_DOUBLET], "bor_recist") <= 0.42
+    assert 0.52 <= orr(arms[ARM_TRIPLE], "bor_mrecist") <= 0.77
+    assert 0.23 <= orr(arms[ARM_DOUBLET], "bor_mrecist") <= 0.54
+    assert 0.10 <= (arms[ARM_TRIPLE]["bor_mrecist"] == "CR").mean() <= 0.20
     # nested: every RECIST responder is an mRECIST responder (latent and derived)
     resp_r = el["latent_response_recist"].isin(["CR", "PR"])
     assert el.loc[resp_r, "latent_response_mrecist"].isin(["CR", "PR"]).all()
