@@ -1,10 +1,11 @@
-"""The study's propensity-score matching and weighting from the params' ``matching:`` section (notebook
-02_matching), and the matched-cohort and weights files the outcome notebooks read.
+"""The steps of notebook 02_matching (computation only): the study's propensity-score analysis from the params'
+``matching:`` section, and the matched-cohort and weights files the outcome notebooks read.
 
 The statistics are general and live in ``stats/``: the propensity model (``stats.propensity``, R ``glm`` /
 MatchIt ``distance = "glm"``), MatchIt ``method = "nearest"`` matching (``stats.matching``), WeightIt weights
 (``stats.weights``) and MatchIt/cobalt balance (``stats.balance``). Here they are applied to the cohort's arms with
-the params' settings. Method: docs/methods/matching-and-weighting.md.
+the params' settings; the tables, the report and the figures are in ``reporting.matching``.
+Method: docs/methods/matching-and-weighting.md.
 """
 from __future__ import annotations
 
@@ -15,35 +16,39 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis_utils.stats import balance
 from analysis_utils.stats.matching import DISCARDS, M_ORDERS, MatchResult, match_nearest
 from analysis_utils.stats.propensity import PS_BOUNDARY, PropensityResult, estimate_propensity
 from analysis_utils.stats.weights import iptw_weights, overlap_weights
 
-__all__ = ["MatchingOutput", "check_matching_spec", "run_matching", "write_matching_data"]
+__all__ = ["MATCHED_FILE", "WEIGHTS_FILE", "WEIGHTINGS", "MatchingOutput", "check_matching_spec", "run_matching",
+           "write_matching_data"]
 
 MATCHED_FILE = "data/matched.parquet"  # read by the survival, response and safety notebooks: keep name and columns
 WEIGHTS_FILE = "data/weights.parquet"
 SPEC_KEYS = ("covariates", "categorical", "missing", "distance", "caliper", "std_caliper", "ratio", "replace",
              "m_order", "exact", "discard", "estimand", "smd_threshold", "weighting")
 DISTANCES = ("logit", "ps")
-VAR_RATIO_BOUNDS = (0.5, 2.0)  # acceptable variance ratio for continuous covariates (Austin 2009; clinical-rules §6)
 WEIGHTINGS = {  # name -> (label, estimand of the weights, estimand whose SMD denominator is used: cobalt)
     "iptw_ate": ("IPTW (ATE)", "ATE", "ATE"),
     "iptw_att": ("IPTW (ATT)", "ATT", "ATT"),
     "overlap": ("Overlap weights (ATO)", "ATO", "ATE"),
 }
-SMD_DENOMINATOR_TEXT = {"ATT": "SD of the treated group", "ATC": "SD of the control group",
-                        "ATE": "pooled SD sqrt((s_t^2 + s_c^2) / 2)"}
 
 
 @dataclass
 class MatchingOutput:
-    """Everything ``run_matching`` builds. ``matched`` and ``weights`` are the files the outcome notebooks read
-    (data/matched.parquet, data/weights.parquet); the tables are ready to display or write."""
+    """Everything ``run_matching`` computes. ``matched`` and ``weights`` are the files the outcome notebooks read
+    (data/matched.parquet, data/weights.parquet). Tables, report and figures: ``reporting.matching``.
+
+    ``cohort`` is the cohort as given (index reset); ``data`` its rows in the propensity model with a 0/1 ``treat``
+    column. ``balance_summary`` (matched sample) and ``balance_summary_weighted`` (one per weighting) are the
+    ``balance.balance_summary`` results at ``smd_threshold`` (None / empty when no covariate is left)."""
 
     spec: dict[str, Any]
     propensity: PropensityResult
     match: MatchResult | None
+    cohort: pd.DataFrame
     data: pd.DataFrame
     matched: pd.DataFrame
     weights: pd.DataFrame
@@ -51,36 +56,12 @@ class MatchingOutput:
     counts: pd.DataFrame
     balance_matched: pd.DataFrame
     balance_weighted: pd.DataFrame
+    balance_summary: balance.BalanceSummary | None
+    balance_summary_weighted: dict[str, balance.BalanceSummary]
     ess: pd.DataFrame
-    table1_before: pd.DataFrame
-    table1_matched: pd.DataFrame
-    table1_iptw: pd.DataFrame
-    report: pd.DataFrame
     summary: dict[str, Any]
+    arm_col: str = "arm"
     problems: list[str] = field(default_factory=list)
-
-    def love_data(self) -> pd.DataFrame:
-        """Tidy |SMD| per term and sample for ``figures.love_plot``: unadjusted and matched (matching estimand's
-        denominator), then each weighting with its own estimand's denominator (cobalt). Terms are readable labels
-        (``tables.term_label``)."""
-        from analysis_utils.reporting.tables import term_label
-
-        parts = []
-        b = self.balance_matched
-        if not b.empty:
-            parts.append(pd.DataFrame({"term": b["term"], "sample": "Unadjusted", "smd": b["smd_un"].abs()}))
-            if "smd_adj" in b.columns:
-                parts.append(pd.DataFrame({"term": b["term"], "sample": "Matched", "smd": b["smd_adj"].abs()}))
-        bw = self.balance_weighted
-        if not bw.empty:
-            for name, (label, _, _) in WEIGHTINGS.items():
-                sub = bw[bw["weighting"] == name]
-                parts.append(pd.DataFrame({"term": sub["term"], "sample": label, "smd": sub["smd_adj"].abs()}))
-        if not parts:
-            return pd.DataFrame(columns=["term", "sample", "smd"])
-        out = pd.concat(parts, ignore_index=True)
-        names = {r.term: term_label(r.variable, r.level) for r in pd.concat([b, bw]).itertuples()}
-        return out.assign(term=out["term"].map(names))
 
 
 def check_matching_spec(spec: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +82,7 @@ def check_matching_spec(spec: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("matching spec: 'covariates' is empty")
     if s["distance"] not in DISTANCES:
         raise ValueError(f"matching spec: distance must be one of {DISTANCES}, got {s['distance']!r}")
-    if str(s["estimand"]).upper() not in SMD_DENOMINATOR_TEXT:
+    if str(s["estimand"]).upper() not in balance.DENOM_BY_ESTIMAND:
         raise ValueError(f"matching spec: estimand must be 'ATT', 'ATC' or 'ATE', got {s['estimand']!r}")
     s["estimand"] = str(s["estimand"]).upper()
     if s["m_order"] not in M_ORDERS:
@@ -153,31 +134,9 @@ def _weights(ps: np.ndarray, t: np.ndarray, spec: dict[str, Any]) -> tuple[dict[
             "overlap": overlap_weights(ps, t)}, info
 
 
-def _fmt(x: Any, digits: int = 3) -> str:
-    """Number for the report: '—' if missing, 'inf' for an infinite SMD (a group without variance)."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    return "inf" if isinstance(x, float) and math.isinf(x) else f"{x:.{digits}f}"
-
-
 def _finite_or_none(x: Any) -> Any:
     """JSON-safe number for results.json: NaN and infinities become None (the report keeps 'inf')."""
     return None if isinstance(x, float) and not math.isfinite(x) else x
-
-
-def _vr_outside(table: pd.DataFrame, col: str) -> list[str]:
-    lo, hi = VAR_RATIO_BOUNDS
-    vr = table.loc[table["type"] == "continuous", ["term", col]] if col in table.columns else pd.DataFrame()
-    return [] if vr.empty else vr.loc[(vr[col] < lo) | (vr[col] > hi), "term"].tolist()
-
-
-def _table1_variables(cohort: pd.DataFrame, spec: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Table 1 rows: the requested covariates (also those dropped from the ps model as constant), then
-    ``table1.extra``; variables entirely missing are left out. Returns them and which are categorical."""
-    extra = [c for c in spec["table1"]["extra"] if c in cohort.columns and c not in spec["covariates"]]
-    variables = [c for c in spec["covariates"] + extra if cohort[c].notna().any()]
-    cats = set(spec["categorical"]) | set(spec["table1"]["categorical"])
-    return variables, [c for c in variables if c in cats]
 
 
 def _check_cohort(cohort: pd.DataFrame, arm_col: str, id_col: str, treated_arm: str, control_arm: str) -> None:
@@ -265,8 +224,6 @@ def _balance_step(s: dict[str, Any], used: pd.DataFrame, kept: list[str], prop: 
                   mw: np.ndarray | None, w: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame, Any, dict]:
     """Balance of the matched sample (denominator of ``spec["estimand"]``) and of each weighting (its own
     estimand's denominator, as cobalt), with their summaries at ``smd_threshold``."""
-    from analysis_utils.stats import balance
-
     frame, terms = _balance_frame(used, kept, prop.design)
     if not terms:
         return (pd.DataFrame(columns=["term", "variable", "level", "type", "smd_un"]),
@@ -290,35 +247,11 @@ def _balance_step(s: dict[str, Any], used: pd.DataFrame, kept: list[str], prop: 
 def _ess_table(t: np.ndarray, mw: np.ndarray | None, w: dict[str, np.ndarray], treated_arm: str,
                control_arm: str) -> pd.DataFrame:
     """Kish ESS per arm for the unadjusted sample, the matched sample and each weighting (MatchIt/cobalt)."""
-    from analysis_utils.stats.balance import effective_sample_size
-
     samples = [("Unadjusted", np.ones(t.size))] + ([("Matched", mw)] if mw is not None else []) + \
         [(WEIGHTINGS[n][0], w[n]) for n in WEIGHTINGS if n in w]
     return pd.DataFrame([{"sample": label, "group": g, "n": int(m.sum()), "n_nonzero": int((wv[m] > 0).sum()),
-                          "ess": effective_sample_size(wv[m])}
+                          "ess": balance.effective_sample_size(wv[m])}
                          for label, wv in samples for g, m in ((treated_arm, t), (control_arm, ~t))])
-
-
-def _table_ones(s: dict[str, Any], data: pd.DataFrame, used: pd.DataFrame, t: np.ndarray, mw: np.ndarray | None,
-                w: dict[str, np.ndarray], arm_col: str, order: list[str]
-                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Table 1 of the whole cohort and of the matched sample (tableone; the weighted version when k:1 or
-    replacement makes the matching weights differ from 1), and the IPTW (ATE) weighted Table 1."""
-    from analysis_utils.reporting import tables
-
-    variables, cats = _table1_variables(data, s)
-    non = s["table1"]["nonnormal"]
-    before = tables.table_one(data, arm_col, variables, cats, non, group_order=order)
-    matched = pd.DataFrame()
-    if mw is not None and (mw[t] > 0).any() and (mw[~t] > 0).any():
-        if np.allclose(mw[mw > 0], 1.0):
-            matched = tables.table_one(used.loc[mw > 0], arm_col, variables, cats, non, group_order=order)
-        else:
-            matched = tables.table_one_weighted(used, arm_col, variables, mw, cats, group_order=order,
-                                                estimand=s["estimand"], nonnormal=non)
-    iptw = (tables.table_one_weighted(used, arm_col, variables, w["iptw_ate"], cats, group_order=order,
-                                      estimand="ATE", nonnormal=non) if "iptw_ate" in w else pd.DataFrame())
-    return before, matched, iptw
 
 
 def _counts(match: MatchResult | None, t: np.ndarray, treated_arm: str, control_arm: str) -> pd.DataFrame:
@@ -384,9 +317,10 @@ def run_matching(cohort: pd.DataFrame, spec: dict[str, Any], *, arm_col: str = "
     3. Weights: IPTW ATE (stabilised and trimmed per ``spec["weighting"]``), IPTW ATT, overlap (WeightIt).
     4. Balance (``balance.balance_table``, binary covariates standardised as MatchIt): matched sample with the
        denominator of ``spec["estimand"]``, each weighting with its own estimand's denominator (cobalt: ATE and
-       ATO pooled, ATT treated); ESS; Table 1 before, after matching and IPTW-weighted; the matching report.
-    Data problems (dropped covariates, separation, unmatched treated units, a failed fit) go to ``problems`` and
-    the report instead of raising. ``matched``: study_id, subclass, match_weight of the matched units;
+       ATO pooled, ATT treated); ESS. (Table 1 before, after matching and IPTW-weighted, and the matching report:
+       ``reporting.matching``.)
+    Data problems (dropped covariates, separation, unmatched treated units, a failed fit) go to ``problems`` (and
+    so to the report) instead of raising. ``matched``: study_id, subclass, match_weight of the matched units;
     ``weights``: study_id, arm, ps, logit_ps, w_iptw_ate, w_iptw_att, w_overlap of every unit in the ps model.
     """
     s = check_matching_spec(spec)
@@ -408,104 +342,14 @@ def run_matching(cohort: pd.DataFrame, spec: dict[str, Any], *, arm_col: str = "
     mw = match.weights if match is not None else None
     bal_m, bal_w, sum_m, sum_w = _balance_step(s, used, kept, prop, t, mw, w)
     ess = _ess_table(t, mw, w, treated_arm, control_arm)
-    t1_before, t1_matched, t1_iptw = _table_ones(s, data, used, t, mw, w, arm_col, [treated_arm, control_arm])
     counts = _counts(match, t, treated_arm, control_arm)
     summary = _summary(s, data, t, prop, kept, match, matched, counts, bal_m, sum_m, sum_w, ess, info, problems,
                        treated_arm, control_arm)
-    report = _matching_report(s, prop, match, summary, counts, unmatched, bal_m, sum_m, sum_w, ess, problems,
-                              treated_arm, control_arm, arm_col)
     summary = {k: _finite_or_none(v) for k, v in summary.items()}
-    return MatchingOutput(s, prop, match, used.assign(treat=t.astype(int)), matched, wts, unmatched, counts, bal_m,
-                          bal_w, ess, t1_before, t1_matched, t1_iptw, report, summary, problems)
-
-
-def _matching_report(s: dict[str, Any], prop: PropensityResult, match: MatchResult | None, summary: dict[str, Any],
-                     counts: pd.DataFrame, unmatched: pd.DataFrame, bal: pd.DataFrame, sum_m: Any,
-                     sum_w: dict[str, Any], ess: pd.DataFrame, problems: list[str], treated_arm: str,
-                     control_arm: str, arm_col: str) -> pd.DataFrame:
-    """The PSM report items of Yao et al. (JNCI 2017) and clinical-rules §6 as rows (section, item, value)."""
-    rows: list[tuple[str, str, str]] = []
-
-    def add(section: str, item: str, value: Any) -> None:
-        rows.append((section, item, str(value)))
-
-    sec = "Propensity model"
-    add(sec, "Model", "logistic regression of arm on baseline covariates (unpenalised GLM, logit link; R glm, "
-                      "MatchIt distance = 'glm')")
-    add(sec, "Covariates requested", ", ".join(s["covariates"]))
-    add(sec, "Covariates used", ", ".join(summary["covariates"]) or "none (intercept-only model)")
-    add(sec, "Covariates dropped", "; ".join(f"{c}: {why}" for c, why in prop.dropped_covariates.items()) or "none")
-    add(sec, "Missing data", {"indicator": "missing-indicator method (median / mode fill + <covariate>_missing "
-                                           "indicator in the model)",
-                              "complete_case": "complete cases only"}[s["missing"]])
-    add(sec, "Units in the model", f"{summary['n_ps_model']} of {summary['n_cohort']} "
-                                   f"({summary['n_treated_before']} {treated_arm}, "
-                                   f"{summary['n_control_before']} {control_arm})")
-    add(sec, "Model converged", "yes" if prop.converged else "no")
-    sec = "Matching"
-    add(sec, "Method", f"greedy nearest neighbour {s['ratio']}:1 {'with' if s['replace'] else 'without'} "
-                       f"replacement (MatchIt method = 'nearest', estimand ATT)")
-    add(sec, "Distance", "logit of the propensity score (MatchIt link = 'linear.logit')" if s["distance"] == "logit"
-        else "propensity score")
-    add(sec, "Matching order", f"{s['m_order']} distance first (MatchIt m.order = '{s['m_order']}')")
-    if s["caliper"] is None:
-        add(sec, "Caliper", "none")
-    elif s["std_caliper"]:
-        add(sec, "Caliper", f"{s['caliper']} SD of the distance = {_fmt(summary['caliper_raw'], 4)} raw units "
-                            f"(SD {_fmt(summary['caliper_distance_sd'], 4)}, n - 1, all non-discarded units pooled)")
-    else:
-        add(sec, "Caliper", f"{s['caliper']} raw units of the distance")
-    add(sec, "Exact matching on", ", ".join(s["exact"]) or "none")
-    add(sec, "Common-support discard", s["discard"])
-    sec = "Sample sizes"
-    for g in (treated_arm, control_arm):
-        c = counts[g]
-        add(sec, g, f"{c['All']} before, {c['Matched']} matched, {c['Unmatched']} unmatched, "
-                    f"{c['Discarded']} discarded")
-    add(sec, "Matched pairs (subclasses)", "none: with replacement MatchIt gives no subclasses" if s["replace"]
-        else summary["n_pairs"])
-    sec = "Unmatched units"
-    if len(unmatched):
-        why_short = unmatched["reason"].where(~unmatched["reason"].str.startswith("not in the propensity model: "),
-                                              "not in the propensity model (complete case: missing covariate values)")
-        for (g, why), n in unmatched.assign(reason=why_short).groupby([arm_col, "reason"]).size().items():
-            add(sec, f"{g}: {why}", n)
-    else:
-        add(sec, "All units matched", "yes")
-    sec = "Balance after matching"
-    add(sec, "SMD", f"(mean treated - mean control) / {SMD_DENOMINATOR_TEXT[s['estimand']]} in the unmatched "
-                    f"sample (estimand {s['estimand']}; MatchIt); binary covariates standardised")
-    add(sec, "Max |SMD| before", _fmt(summary["max_abs_smd_before"]))
-    add(sec, "Max |SMD| after matching", _fmt(summary["max_abs_smd_matched"]))
-    add(sec, f"Terms with |SMD| > {summary['smd_threshold']}", ", ".join(summary["terms_above_threshold_matched"])
-        or "none")
-    if sum_m is not None and sum_m.not_computed:
-        add(sec, "Terms whose SMD could not be computed", ", ".join(sum_m.not_computed))
-    if "var_ratio_adj" in bal.columns:
-        add(sec, f"Continuous covariates with variance ratio outside {VAR_RATIO_BOUNDS[0]}–{VAR_RATIO_BOUNDS[1]}",
-            ", ".join(_vr_outside(bal, "var_ratio_adj")) or "none")
-    add(sec, "Balanced", "yes" if summary["balanced"] else "no")
-    sec = "Weighting"
-    wspec = s["weighting"]
-    for name, (label, w_est, denom_est) in WEIGHTINGS.items():
-        if name not in sum_w:
-            add(sec, label, "not computed")
-            continue
-        how = {"iptw_ate": f"1/ps, 1/(1-ps){', stabilised' if wspec['stabilize'] else ''}"
-                           + (f", trimmed at the {wspec['trim_quantile']} quantile "
-                              f"({summary['iptw_ate_n_trimmed']} weight(s) set to "
-                              f"{_fmt(summary['iptw_ate_trim_value'])})" if wspec["trim_quantile"] is not None
-                              else ""),
-               "iptw_att": "treated 1, controls ps/(1-ps); not stabilised, not trimmed",
-               "overlap": "treated 1-ps, controls ps"}[name]
-        e_t = ess[(ess["sample"] == label) & (ess["group"] == treated_arm)]["ess"].iloc[0]
-        e_c = ess[(ess["sample"] == label) & (ess["group"] == control_arm)]["ess"].iloc[0]
-        add(sec, label, f"{how}; max |SMD| {_fmt(sum_w[name].max_abs_smd_adj)} ({SMD_DENOMINATOR_TEXT[denom_est]}); "
-                        f"ESS {e_t:.1f} {treated_arm}, {e_c:.1f} {control_arm}; terms above threshold: "
-                        f"{', '.join(sum_w[name].failing) or 'none'}")
-    for p in problems:
-        add("Notes and problems", "Note", p)
-    return pd.DataFrame(rows, columns=["section", "item", "value"])
+    return MatchingOutput(spec=s, propensity=prop, match=match, cohort=data, data=used.assign(treat=t.astype(int)),
+                          matched=matched, weights=wts, unmatched=unmatched, counts=counts, balance_matched=bal_m,
+                          balance_weighted=bal_w, balance_summary=sum_m, balance_summary_weighted=sum_w, ess=ess,
+                          summary=summary, arm_col=arm_col, problems=problems)
 
 
 def write_matching_data(output: MatchingOutput, out_dir: Any) -> dict[str, str]:

@@ -1,15 +1,13 @@
-"""Tests for analysis_utils.steps.matching: run_matching, the study's matching and weighting from the params'
-matching section (the statistics are tested in test_stats_matching.py, test_stats_propensity.py and
-test_stats_weights.py)."""
+"""Tests for analysis_utils.steps.matching (run_matching: the study's matching and weighting from the params'
+matching section) and of its presentation in analysis_utils.reporting.matching (report, Table 1, figures)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-# ------------------------------------------------------------------------------------------------------------------
-# run_matching: the study's matching and weighting from the params' matching section
-# ------------------------------------------------------------------------------------------------------------------
+from analysis_utils.reporting import matching as report
+from analysis_utils.steps import matching as steps
 
 SPEC = {"covariates": ["b"], "categorical": [], "missing": "indicator", "distance": "logit", "caliper": 0.2,
         "std_caliper": True, "ratio": 1, "replace": False, "m_order": "largest", "exact": [], "discard": "none",
@@ -25,7 +23,7 @@ def _saturated_cohort() -> pd.DataFrame:
 
 
 def test_run_matching_saturated_model_by_hand():
-    mo = __import__("analysis_utils.steps.matching", fromlist=["run_matching"]).run_matching(_saturated_cohort(), SPEC)
+    mo = steps.run_matching(_saturated_cohort(), SPEC)
     w = mo.weights.set_index("study_id")
     assert w["ps"].to_numpy() == pytest.approx([.75, .75, .75, .25, .75, .25, .25, .25])
     assert w["logit_ps"].to_numpy() == pytest.approx(np.log(3) * np.array([1, 1, 1, -1, 1, -1, -1, -1]))
@@ -55,10 +53,11 @@ def test_run_matching_saturated_model_by_hand():
     assert s["max_abs_smd_iptw_ate"] == pytest.approx(0.0, abs=1e-9)  # IRLS fits ps to ~1e-12
     assert s["ess_iptw_ate_treated"] == pytest.approx(3.0) and s["ess_iptw_ate_control"] == pytest.approx(3.0)
     assert s["balanced"] is True and s["n_covariates_above_threshold_matched"] == 0 and s["covariates"] == ["b"]
-    rep = mo.report.set_index("item")["value"]
+    rep = report.matching_report(mo).set_index("item")["value"]
     assert rep[f"{HAIC}: controls within caliper used up by earlier matches"] == "2"
     assert rep[HAIC] == "4 before, 2 matched, 2 unmatched, 0 discarded"
-    assert mo.table1_matched.iloc[0][[HAIC, TKI]].tolist() == ["2", "2"]
+    table1_matched = report.table_ones(mo)[1]
+    assert table1_matched.iloc[0][[HAIC, TKI]].tolist() == ["2", "2"]
 
 
 def _bad_cohort() -> pd.DataFrame:
@@ -70,29 +69,28 @@ def _bad_cohort() -> pd.DataFrame:
 
 
 def test_run_matching_documents_bad_input_instead_of_raising():
-    from analysis_utils.steps.matching import run_matching
-
     spec = {**SPEC, "covariates": ["x", "const", "empty", "sep"], "categorical": ["const"]}
-    mo = run_matching(_bad_cohort(), spec)
-    text = " ".join(mo.report["value"])
+    mo = steps.run_matching(_bad_cohort(), spec)
+    text = " ".join(report.matching_report(mo)["value"])
     assert "const: constant" in text and "empty: entirely missing" in text
     assert "separation" in " ".join(mo.problems)
     # treated and controls sit at opposite ends of the (huge) linear predictor: nobody within the caliper
     assert mo.summary["n_treated_matched"] == 0 and mo.matched.empty
-    assert mo.report.set_index("item").loc[f"{HAIC}: no control within caliper", "value"] == "15"
+    assert report.matching_report(mo).set_index("item").loc[f"{HAIC}: no control within caliper", "value"] == "15"
     assert mo.summary["balanced"] is False
     assert "no treated unit could be matched" in " ".join(mo.problems)
     assert np.isfinite(mo.weights[["w_iptw_ate", "w_iptw_att", "w_overlap"]].to_numpy()).all()
     assert mo.summary["max_abs_smd_matched"] is None  # JSON-safe
+    # 'sep' has no variance within either arm: the SMD before is infinite, None in results.json, 'inf' in the report
+    assert mo.summary["max_abs_smd_before"] is None
+    assert report.matching_report(mo).set_index("item").loc["Max |SMD| before", "value"] == "inf"
 
 
 def test_run_matching_treated_unit_without_control_in_caliper():
-    from analysis_utils.steps.matching import run_matching
-
     # controls x = 0..9; treated 1.5, 2.5 sit among them, treated 30 lies far beyond every control
     df = pd.DataFrame({"study_id": [f"c{i}" for i in range(10)] + ["t1", "t2", "t3"],
                        "arm": [TKI] * 10 + [HAIC] * 3, "x": list(range(10)) + [1.5, 2.5, 30.0]})
-    mo = run_matching(df, {**SPEC, "covariates": ["x"]})
+    mo = steps.run_matching(df, {**SPEC, "covariates": ["x"]})
     um = mo.unmatched.set_index("study_id")["reason"]
     assert um["t3"] == "no control within caliper"
     assert mo.summary["n_treated_matched"] == 2
@@ -100,10 +98,9 @@ def test_run_matching_treated_unit_without_control_in_caliper():
 
 def test_run_matching_failed_fit_is_reported(monkeypatch):
     from analysis_utils.stats import propensity
-    from analysis_utils.steps import matching
 
     monkeypatch.setattr(propensity, "_fit_logit", lambda y, design: (None, ["logistic model could not be fitted: X"]))
-    mo = matching.run_matching(_saturated_cohort(), SPEC)
+    mo = steps.run_matching(_saturated_cohort(), SPEC)
     assert mo.match is None and mo.matched.empty and mo.weights["w_iptw_ate"].isna().all()
     assert "propensity score not estimated: no matching or weighting" in mo.problems
     assert set(mo.unmatched["reason"]) == {"matching not done"}
@@ -128,32 +125,29 @@ def test_run_matching_spec_errors_and_writing(tmp_path):
 
 
 def test_run_matching_ratio_two_uses_weighted_table_one():
-    from analysis_utils.steps.matching import run_matching
-
     # The logit is linear in x, so a caliper of 0.2 SD of the logit is 0.2 SD of x = 0.2 * 2.819 = 0.564 in x.
     # Treated x 1, 2, 3; controls 1, 1, 2, 2, 3, 10. Round 1: t3 takes the 3, t2 a 2, t1 a 1; round 2: t2 and t1
     # take the other 2 and 1, t3's next control (2, distance 1) is outside the caliper -> t3 has one control.
     # Control weights: c(3) 1, the others 1/2 each; normalised by their mean (1 + 4 * .5) / 5 = .6.
     df = pd.DataFrame({"study_id": ["t1", "t2", "t3", "c1", "c1b", "c2", "c2b", "c3", "c10"],
                        "arm": [HAIC] * 3 + [TKI] * 6, "x": [1.0, 2.0, 3.0, 1.0, 1.0, 2.0, 2.0, 3.0, 10.0]})
-    mo = run_matching(df, {**SPEC, "covariates": ["x"], "ratio": 2})
+    mo = steps.run_matching(df, {**SPEC, "covariates": ["x"], "ratio": 2})
     mw = mo.matched.set_index("study_id")["match_weight"]
     assert mw[["c3", "c1", "c2b"]].to_numpy() == pytest.approx([1 / 0.6, 0.5 / 0.6, 0.5 / 0.6])
     assert mo.summary["n_control_matched"] == 5 and "c10" not in mw.index
-    assert "ESS" in mo.table1_matched["Characteristic"].tolist()  # k:1 weights differ from 1: weighted Table 1
+    table1_matched = report.table_ones(mo)[1]
+    assert "ESS" in table1_matched["Characteristic"].tolist()  # k:1 weights differ from 1: weighted Table 1
 
 
 def test_matching_figures():
-    from analysis_utils.reporting import figures
-
     smd = pd.DataFrame({"term": ["a", "b", "a", "b"], "sample": ["Unadjusted", "Unadjusted", "Matched", "Matched"],
                         "smd": [0.05, -0.4, 0.01, 0.02]})
-    fig = figures.love_plot(smd)
+    fig = report.love_plot(smd)
     ax = fig.axes[0]
     # ordered by unadjusted |SMD|, the largest at the top (highest y): b (0.4) above a (0.05)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
     assert [len(c.get_offsets()) for c in ax.collections] == [2, 2]
-    fig = figures.ps_distribution(pd.Series([.1, .12, .6, .3]), pd.Series([HAIC, HAIC, TKI, TKI]),
+    fig = report.ps_distribution(pd.Series([.1, .12, .6, .3]), pd.Series([HAIC, HAIC, TKI, TKI]),
                                   pd.Series([True, False, True, True]))
     before, after = fig.axes
     heights = [sum(p.get_height() for p in ax.patches if p.get_height() > 0) for ax in (before, after)]
@@ -164,15 +158,11 @@ def test_matching_figures():
 
 
 def test_run_matching_all_covariates_constant_is_documented():
-    from analysis_utils.reporting import figures
-    from analysis_utils.reporting import tables
-    from analysis_utils.steps.matching import run_matching
-
     df = _saturated_cohort().assign(b=1)  # the only covariate is constant: intercept-only model
-    mo = run_matching(df, SPEC)
+    mo = steps.run_matching(df, SPEC)
     assert mo.summary["covariates"] == [] and mo.summary["covariates_dropped"] == ["b"]
     assert any("intercept-only" in p for p in mo.problems)
     assert mo.weights["ps"].to_numpy() == pytest.approx([0.5] * 8)  # 4 of 8 treated
-    assert tables.format_balance(mo.balance_matched).empty and mo.love_data().empty
-    figures.love_plot(mo.love_data())
+    assert report.format_balance(mo.balance_matched).empty and report.love_data(mo).empty
+    report.love_plot(report.love_data(mo))
     __import__("matplotlib.pyplot", fromlist=["close"]).close("all")
