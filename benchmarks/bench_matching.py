@@ -39,7 +39,7 @@ def rss_mb() -> float:
 
 
 def child(n: int) -> dict:
-    from analysis_utils.steps.matching import _match_nearest_naive, match_nearest
+    from analysis_utils.stats.matching import _match_nearest_naive, match_nearest
 
     lp, treat = make_data(n)
     kw = dict(ratio=1, caliper=0.2, std_caliper=True, replace=False, m_order="largest")

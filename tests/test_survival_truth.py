@@ -38,7 +38,7 @@ import yaml
 
 from analysis_utils.study import cleaning as cl
 
-from analysis_utils.steps import matching
+from analysis_utils.stats import matching, propensity
 
 from analysis_utils.runner import pipeline
 
@@ -65,7 +65,7 @@ def _marginal_truth(patients: pd.DataFrame) -> dict:
 def _match(cohort: pd.DataFrame, m: dict, covariates: list[str]) -> pd.DataFrame:
     """Matched patients as 02_matching: logistic PS (missing indicators), 1:1 nearest neighbour on the logit,
     caliper in SD units of the logit; ``subclass`` = pair."""
-    ps = matching.estimate_propensity(cohort, "haic", covariates, m["categorical"], missing=m["missing"])
+    ps = propensity.estimate_propensity(cohort, "haic", covariates, m["categorical"], missing=m["missing"])
     match = matching.match_nearest(ps.linear_predictor.to_numpy(), ps.treatment.to_numpy(), ratio=m["ratio"],
                                    caliper=m["caliper"], std_caliper=m["std_caliper"], m_order=m["m_order"])
     used = match.matched_index

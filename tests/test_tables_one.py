@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis_utils.reporting import tables
+from analysis_utils.reporting import matching, tables
 
 A, B = "HAIC-TKIs-P", "TKIs-P"
 
@@ -145,5 +145,5 @@ def test_term_labels_and_balance_format():
     bal = pd.DataFrame({"term": ["age"], "variable": ["age"], "level": [None], "mean_treated_un": [52.48],
                         "mean_control_un": [54.154], "smd_un": [-0.1569], "var_ratio_un": [0.876],
                         "ecdf_max_un": [0.079]})
-    f = tables.format_balance(bal)
+    f = matching.format_balance(bal)
     assert f.iloc[0].tolist() == ["Age, years", "52.480", "54.154", "-0.157", "0.88", "0.079"]

@@ -294,23 +294,3 @@ def term_label(variable: str, level: Any = None, labels: dict[str, str] | None =
     text = _label(variable, labels)
     return text if level is None or (isinstance(level, float) and math.isnan(level)) else \
         f"{text}: {_level_text(level)}"
-
-
-def format_balance(table: pd.DataFrame, labels: dict[str, str] | None = None, digits: int = 3) -> pd.DataFrame:
-    """Manuscript view of a ``balance.balance_table`` (MatchIt ``summary.matchit`` columns): term, means, SMD,
-    variance ratio (continuous only) and max eCDF difference, before and (when present) after adjustment.
-    A ``weighting`` column (several weightings stacked) is kept as the first column. An empty table (no covariate
-    left) gives an empty frame."""
-    if table.empty or "smd_un" not in table.columns:
-        return pd.DataFrame({"Covariate": pd.Series(dtype=object)})
-    out = pd.DataFrame({"Covariate": [term_label(v, lv, labels) for v, lv in zip(table["variable"], table["level"])]})
-    parts = [("un", "before")] + ([("adj", "after")] if "smd_adj" in table.columns else [])
-    for suffix, when in parts:
-        out[f"Mean treated ({when})"] = [fmt_num(v, digits, "—") for v in table[f"mean_treated_{suffix}"]]
-        out[f"Mean control ({when})"] = [fmt_num(v, digits, "—") for v in table[f"mean_control_{suffix}"]]
-        out[f"SMD ({when})"] = [fmt_num(v, digits, "—") for v in table[f"smd_{suffix}"]]
-        out[f"Variance ratio ({when})"] = [fmt_num(v, 2, "—") for v in table[f"var_ratio_{suffix}"]]
-        out[f"eCDF max ({when})"] = [fmt_num(v, digits, "—") for v in table[f"ecdf_max_{suffix}"]]
-    if "weighting" in table.columns:
-        out.insert(0, "Weighting", table["weighting"].to_numpy())
-    return out
