@@ -1,4 +1,4 @@
-"""Benchmark of analysis_utils.recist.derive_response (RECIST 1.1 and mRECIST).
+"""Benchmark of analysis_utils.study.recist.derive_response (RECIST 1.1 and mRECIST).
 
 Synthesises N patients x 8 imaging visits (baseline + 7 follow-ups every ~6 weeks) x 1-5 baseline lesions,
 plus occasional new lesions, missing values and missing rows (numpy, seeded), then times derive_response for

@@ -1,4 +1,7 @@
-"""Hand-computed cases for analysis_utils.recist (RECIST 1.1 §1 and mRECIST §2 of clinical-rules.md).
+"""Hand-computed cases for analysis_utils.study.recist (the engine) and analysis_utils.study.recist_rules (the rule
+functions). Rules: docs/methods/recist-mrecist.md (RECIST 1.1, Eisenhauer 2009, doi:10.1016/j.ejca.2008.10.026;
+mRECIST, Lencioni & Llovet 2010, doi:10.1055/s-0030-1247132); §1.x (RECIST 1.1) and §2.x (mRECIST) are the rule
+marks listed in recist_rules.
 
 Convention in every case: index date = 2024-01-01 (day 0); baseline scan on day -7 unless stated;
 follow-up scans on the days given. Arithmetic is in the comments.
@@ -15,9 +18,11 @@ import pytest
 
 try:
     from analysis_utils.study import recist as rc
+    from analysis_utils.study import recist_rules as rules
 except ImportError:  # package not installed: use the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from analysis_utils.study import recist as rc
+    from analysis_utils.study import recist_rules as rules
 
 DAY0 = pd.Timestamp("2024-01-01")
 NA = pd.NA
@@ -388,13 +393,15 @@ def test_bad_input_raises_clear_errors():
 def test_rule_functions_directly():
     # sums vs baseline 100 / nadir 40: 47 -> +7 mm, 17.5% (SD: -53% vs baseline is PR!) -> PR;
     # 48 -> +8 mm, +20% -> PD; 20 with one target missing -> NE; 60 with one missing -> +20 mm, +50% -> PD.
-    out = rc.target_response(np.array([47.0, 48.0, 20.0, 60.0]), np.array([0, 0, 1, 1]),
-                             np.full(4, 100.0), np.full(4, 40.0), np.zeros(4, bool), "recist")
-    assert [rc.RESPONSES[c] for c in out] == ["PR", "PD", "NE", "PD"]
-    ov = rc.overall_response(np.array([rc.CR, rc.CR, rc.SD, rc.NE]),
-                             np.array([rc.NONE, rc.NE, rc.NON_CR_NON_PD, rc.NON_CR_NON_PD]),
-                             np.array([False, False, False, False]))
-    assert [rc.RESPONSES[c] for c in ov] == ["CR", "PR", "SD", "NE"]
+    out = rules.target_response(np.array([47.0, 48.0, 20.0, 60.0]), np.array([0, 0, 1, 1]),
+                                np.full(4, 100.0), np.full(4, 40.0), np.zeros(4, bool), "recist")
+    assert [rules.RESPONSES[c] for c in out] == ["PR", "PD", "NE", "PD"]
+    ov = rules.overall_response(np.array([rules.CR, rules.CR, rules.SD, rules.NE]),
+                                np.array([rules.NONE, rules.NE, rules.NON_CR_NON_PD, rules.NON_CR_NON_PD]),
+                                np.array([False, False, False, False]))
+    assert [rules.RESPONSES[c] for c in ov] == ["CR", "PR", "SD", "NE"]
+    # the engine module re-exports the rule functions under the same names
+    assert rc.target_response is rules.target_response and rc.CRITERIA is rules.CRITERIA
 
 
 def test_study_not_in_index_and_baseline_only_patient():

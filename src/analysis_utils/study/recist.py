@@ -1,7 +1,10 @@
-"""Tumour response per RECIST 1.1 and mRECIST (HCC), vectorised over patients.
+"""Tumour response per RECIST 1.1 and mRECIST (HCC), vectorised over patients: the engine that prepares the lesion
+table, finds the baseline scan, builds the time points and derives the best overall response.
 
-Rules follow /work/shared/reference/clinical-rules.md: section 1 (RECIST 1.1, Eisenhauer et al. 2009) and
-section 2 (mRECIST, Lencioni & Llovet 2010). "§1.3" etc. in docstrings refers to that file.
+Rules: docs/methods/recist-mrecist.md (Eisenhauer et al. 2009, RECIST 1.1, doi:10.1016/j.ejca.2008.10.026;
+Lencioni & Llovet 2010, mRECIST, doi:10.1055/s-0030-1247132). Each rule is a named function of
+:mod:`analysis_utils.study.recist_rules`, importable from here too; "§1.3" etc. are the rule marks listed there
+(§1.x RECIST 1.1, §2.x mRECIST).
 
 Input
 -----
@@ -12,39 +15,16 @@ cytology_confirmed``. ``index``: ``study_id, index_date`` (time zero). Dates are
 Public API
 ----------
 ``find_baseline``, ``select_targets``, ``timepoint_responses``, ``best_overall_response``,
-``derive_response`` (returns a ``ResponseResult``). The per-rule functions (``target_response``,
-``nontarget_response``, ``overall_response`` ...) work on numpy arrays and are public so that each rule can
-be read and tested on its own.
+``derive_response`` (returns a ``ResponseResult``); the rule functions (``target_response``,
+``nontarget_response``, ``overall_response`` ...) of :mod:`analysis_utils.study.recist_rules`.
 
-Documented choices (where the reference leaves room)
-----------------------------------------------------
+Documented choices of the engine (the rules' own are listed in recist_rules)
+-----------------------------------------------------------------------------
 * Baseline scan: the last assessment date in ``[index - baseline_window_days, index]``; if there is none,
   the first date in ``(index, index + grace_days_after_index]`` (default 7 days: imaging just after the first
   dose still shows untreated disease). Earlier scans are ignored and logged.
-* Target selection is re-derived by the engine; the site's ``lesion_type`` is used only to recognise new
-  lesions ("new" at a follow-up visit). Largest first, at most 2 per organ and 5 in total; ties in size are
-  broken by ``lesion_id`` (ascending, lexicographic). ``organ`` is the organ unit, so all lymph nodes form one
-  organ and both lungs one organ. Bone: ``ld_mm`` is read as the soft-tissue component.
-* mRECIST nodes: there is no porta-hepatis flag, so every ``lymph_node`` is treated as a porta-hepatis node
-  (malignant only with SA >= 20 mm, §2.4), at baseline and as a new lesion. Smaller nodes are not lesions.
-* mRECIST intrahepatic target: arterial_enhancement True, ``ld_mm`` >= 10 mm (RECIST-measurable, §2.1) and a
-  measured viable diameter > 0; it is then measured by ``viable_ld_mm``. Extrahepatic lesions use RECIST.
-* Effusions: never targets. Under mRECIST an effusion (baseline or new) counts only when
-  ``cytology_confirmed`` is True (§2.4). Under RECIST a baseline effusion is a non-target lesion and a new
-  effusion annotated "new" is a new lesion (PD, §1.4 "any unequivocal new lesion"); RECIST 1.1's advice to
-  seek cytology before calling PD on an effusion alone is not modelled (no reader judgement in the data).
-* New lesions: RECIST: every lesion_id annotated "new" at a follow-up visit is PD at its first appearance,
-  measured or not. mRECIST: a new liver lesion counts if at some scan it is >= 10 mm (max of ld/viable) with
-  arterial enhancement, or if it grows by >= 10 mm over its first measured size (atypical nodule, §2.4);
-  PD is dated to its first appearance. New nodes need SA >= 20 mm, new effusions cytology; others as RECIST.
-* Target response order: CR (complete data), then PD (possibly on the measured targets only), then NE
-  (a target not measured), then PR, else SD. CR before PD means a node that stays < 10 mm is not PD.
-  PD needs a strictly positive increase, so a nadir of 0 followed by any regrowth is PD under mRECIST and
-  needs >= 5 mm under RECIST. Comparisons use a 1e-9 mm tolerance against floating-point error.
-* Non-target lesion resolved: status "absent"; a node "present" with SA < 10 mm; under mRECIST a liver
-  non-target "present" without arterial enhancement (False) or with viable diameter 0 (§2.3).
-  NA / "not_assessed" / missing row = not assessed. No non-target lesions -> non-target response "none",
-  which the overall table reads as CR.
+* Target selection is re-derived by the engine (largest first, at most 2 per organ and 5 in total); the site's
+  ``lesion_type`` is used only to recognise new lesions ("new" at a follow-up visit).
 * Nadir: the smallest sum over earlier visits (baseline included) at which all targets were measured.
 * Best overall response (§1.6): time points up to and including the first PD. CR/PR unconfirmed by default.
   With ``confirm=True`` the confirming assessment is the first later assessment >= ``confirm_min_days`` later
@@ -68,6 +48,14 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from analysis_utils.study.recist_rules import (
+    BOR_RANK, CR, CRITERIA, EFFUSION, LD, LESION_TYPES, LIVER, MEASURE_COLUMNS, NE, NEW, NODE, NONE,
+    NONTARGET_STATUSES, ORGANS, PD, PR, PROGRESSED, RANK_TO_CODE, RESOLVED, RESPONSES, SA, SD, UNASSESSED, VIABLE,
+    apply_sd_minimum, apply_target_limits, check_criterion, confirm_responses, is_baseline_lesion,
+    is_target_candidate, lesion_measure, new_lesion_qualifies, nontarget_lesion_state, nontarget_response,
+    overall_response, target_response,
+)
+
 __all__ = [
     "CRITERIA",
     "RESPONSES",
@@ -90,31 +78,6 @@ __all__ = [
     "confirm_responses",
 ]
 
-CRITERIA: Final = ("recist", "mrecist")
-ORGANS: Final = (
-    "liver", "lung", "lymph_node", "bone", "adrenal", "peritoneum",
-    "portal_vein", "ascites", "pleural_effusion", "other",
-)
-LESION_TYPES: Final = ("target", "non_target", "new")
-NONTARGET_STATUSES: Final = ("present", "absent", "unequivocal_progression", "not_assessed")
-MEASURE_COLUMNS: Final = ("ld_mm", "viable_ld_mm", "short_axis_mm")
-#: Response labels; the integer code of a label is its position (NE=0 ... none=6).
-RESPONSES: Final = ("NE", "PD", "SD", "PR", "CR", "non-CR/non-PD", "none")
-NE, PD, SD, PR, CR, NON_CR_NON_PD, NONE = range(7)
-#: BOR order CR > PR > SD > PD > NE (§1.6); "non-CR/non-PD" ranks with SD.
-_BOR_RANK: Final = np.array([0, 1, 2, 3, 4, 2, 0])
-_RANK_TO_CODE: Final = np.array([NE, PD, SD, PR, CR])
-
-_LIVER: Final = ORGANS.index("liver")
-_NODE: Final = ORGANS.index("lymph_node")
-_EFFUSION: Final = np.isin(np.arange(len(ORGANS)), [ORGANS.index("ascites"), ORGANS.index("pleural_effusion")])
-_NEVER_TARGET: Final = _EFFUSION | (np.arange(len(ORGANS)) == ORGANS.index("portal_vein"))
-_LD, _VIABLE, _SA = 0, 1, 2
-_NEW: Final = LESION_TYPES.index("new")
-_PRESENT, _ABSENT, _UNEQUIVOCAL, _NOT_ASSESSED = 0, 1, 2, 3
-# non-target lesion states (nontarget_lesion_state)
-RESOLVED, PERSISTS, PROGRESSED, UNASSESSED = 0, 1, 2, 3
-_EPS: Final = 1e-9
 _NO_DAY: Final = np.iinfo(np.int64).min  # reads as NaT when cast to datetime64
 _MAX_DAY: Final = np.iinfo(np.int64).max
 
@@ -146,202 +109,6 @@ class ResponseResult:
     summary: pd.DataFrame
     targets: pd.DataFrame
     data_quality: pd.DataFrame
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Rule functions (numpy arrays in, numpy arrays out)
-# ----------------------------------------------------------------------------------------------------------
-
-def _check_criterion(criterion: str) -> str:
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-    return criterion
-
-
-def lesion_measure(organ: np.ndarray, criterion: str) -> np.ndarray:
-    """Which diameter a lesion contributes to the sum: 0 ld_mm, 1 viable_ld_mm, 2 short_axis_mm.
-
-    RECIST 1.1 §1.2: nodal targets by short axis, non-nodal by longest diameter. mRECIST §2.1: intrahepatic
-    lesions by the viable (arterially enhancing) longest diameter; extrahepatic lesions as RECIST.
-    """
-    kind = np.where(organ == _NODE, _SA, _LD)
-    if _check_criterion(criterion) == "mrecist":
-        kind = np.where(organ == _LIVER, _VIABLE, kind)
-    return kind
-
-
-def is_baseline_lesion(organ: np.ndarray, short_axis_mm: np.ndarray, cytology_true: np.ndarray,
-                       criterion: str) -> np.ndarray:
-    """True for baseline findings that are tumour at all (target or non-target).
-
-    RECIST §1.1: a node with SA < 10 mm is normal, not a lesion. mRECIST §2.4: nodes are malignant only with
-    SA >= 20 mm (every lymph_node treated as porta hepatis), and ascites / pleural effusion only when
-    cytologically confirmed. A node without a recorded SA is kept (it cannot be called normal).
-    """
-    node_min = 20.0 if _check_criterion(criterion) == "mrecist" else 10.0
-    keep = ~((organ == _NODE) & (short_axis_mm < node_min))
-    if criterion == "mrecist":
-        keep &= ~(_EFFUSION[organ] & ~cytology_true)
-    return keep
-
-
-def is_target_candidate(organ: np.ndarray, ld_mm: np.ndarray, viable_ld_mm: np.ndarray,
-                        short_axis_mm: np.ndarray, arterial_true: np.ndarray, criterion: str) -> np.ndarray:
-    """Measurable at baseline, hence eligible as a target lesion.
-
-    RECIST §1.1: non-nodal LD >= 10 mm; node SA >= 15 mm; portal vein, ascites and pleural effusion are never
-    measurable (§1.1, §2.4). mRECIST §2.1/§2.4: intrahepatic lesions need arterial enhancement, LD >= 10 mm
-    and a measured viable diameter > 0; nodes SA >= 20 mm; other extrahepatic lesions as RECIST.
-    """
-    node = organ == _NODE
-    mrecist = _check_criterion(criterion) == "mrecist"
-    ok = np.where(node, short_axis_mm >= (20.0 if mrecist else 15.0), ld_mm >= 10.0)
-    if mrecist:
-        liver_ok = arterial_true & (ld_mm >= 10.0) & (viable_ld_mm > 0.0)
-        ok = np.where(organ == _LIVER, liver_ok, ok)
-    return ok & ~_NEVER_TARGET[organ]
-
-
-def _cumcount(keys: np.ndarray) -> np.ndarray:
-    """Position of each element among earlier elements with the same key (pandas cumcount)."""
-    order = np.argsort(keys, kind="stable")
-    k = keys[order]
-    n = len(k)
-    starts = np.ones(n, dtype=bool)
-    starts[1:] = k[1:] != k[:-1]
-    start_pos = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
-    out = np.empty(n, dtype=np.int64)
-    out[order] = np.arange(n) - start_pos
-    return out
-
-
-def apply_target_limits(patient: np.ndarray, organ: np.ndarray, size_mm: np.ndarray, tiebreak: np.ndarray,
-                        eligible: np.ndarray, max_total: int = 5, max_per_organ: int = 2) -> np.ndarray:
-    """Choose targets among eligible lesions: largest first, <= 2 per organ, <= 5 in total (RECIST §1.2).
-
-    Greedy in order of decreasing size per patient, ties by ``tiebreak`` ascending (the lesion_id rank);
-    equivalent to keeping the 2 largest per organ and then the 5 largest of those.
-    """
-    idx = np.flatnonzero(eligible)
-    order = idx[np.lexsort((tiebreak[idx], -size_mm[idx], patient[idx]))]
-    organ_rank = _cumcount(patient[order].astype(np.int64) * len(ORGANS) + organ[order])
-    kept = order[organ_rank < max_per_organ]
-    chosen = kept[_cumcount(patient[kept].astype(np.int64)) < max_total]
-    out = np.zeros(len(patient), dtype=bool)
-    out[chosen] = True
-    return out
-
-
-def target_response(sum_mm: np.ndarray, n_missing: np.ndarray, baseline_sum: np.ndarray, nadir: np.ndarray,
-                    all_cr: np.ndarray, criterion: str) -> np.ndarray:
-    """Target-lesion response per time point (RECIST §1.3; mRECIST §2.2). Returns response codes.
-
-    CR: all targets measured, non-nodal (mRECIST: viable) diameters 0 and nodal SA < 10 mm (``all_cr``).
-    PD: sum of the measured targets >= 20% above the nadir, with an increase > 0 and, for RECIST only,
-    >= 5 mm; this holds even when some targets are not measured. NE: a target not measured and no PD.
-    PR: sum <= 70% of the baseline sum. SD otherwise.
-    """
-    increase = sum_mm - nadir
-    progressed = (increase >= 0.2 * nadir - _EPS) & (increase > _EPS)
-    if _check_criterion(criterion) == "recist":
-        progressed &= increase >= 5.0 - _EPS
-    complete = n_missing == 0
-    partial = (sum_mm - baseline_sum) <= -0.3 * baseline_sum + _EPS
-    return np.select([complete & all_cr, progressed, ~complete, partial], [CR, PD, NE, PR], SD)
-
-
-def nontarget_lesion_state(found: np.ndarray, status: np.ndarray, organ: np.ndarray, short_axis_mm: np.ndarray,
-                           viable_ld_mm: np.ndarray, arterial_false: np.ndarray, criterion: str) -> np.ndarray:
-    """State of one non-target lesion at one visit: RESOLVED, PERSISTS, PROGRESSED or UNASSESSED.
-
-    RECIST §1.4: "absent", or a node "present" with SA < 10 mm, is resolved; "unequivocal_progression" is
-    progression; "not_assessed", NA or a missing row is not assessed. mRECIST §2.3: a liver non-target also
-    resolves when its arterial enhancement is gone (False) or its viable diameter is 0.
-    """
-    st = np.where(found, status, _NOT_ASSESSED)
-    present = st == _PRESENT
-    resolved = (st == _ABSENT) | (present & (organ == _NODE) & (short_axis_mm < 10.0))
-    if _check_criterion(criterion) == "mrecist":
-        resolved |= present & (organ == _LIVER) & (arterial_false | (viable_ld_mm == 0.0))
-    return np.select([st == _UNEQUIVOCAL, resolved, present], [PROGRESSED, RESOLVED, PERSISTS], UNASSESSED)
-
-
-def nontarget_response(n_lesions: np.ndarray, n_progressed: np.ndarray, n_unassessed: np.ndarray,
-                       n_resolved: np.ndarray) -> np.ndarray:
-    """Non-target response per time point (RECIST §1.4; mRECIST §2.3, "IR/SD" reported as non-CR/non-PD).
-
-    PD if any non-target unequivocally progressed; NE if any not assessed; CR if all resolved;
-    non-CR/non-PD otherwise; "none" when the patient has no non-target lesion.
-    """
-    return np.select(
-        [n_lesions == 0, n_progressed > 0, n_unassessed > 0, n_resolved == n_lesions],
-        [NONE, PD, NE, CR], NON_CR_NON_PD,
-    )
-
-
-def new_lesion_qualifies(organ: np.ndarray, first_size: np.ndarray, max_size: np.ndarray,
-                         any_typical: np.ndarray, max_short_axis: np.ndarray, any_cytology: np.ndarray,
-                         criterion: str) -> np.ndarray:
-    """Whether a new lesion (aggregated over its scans from first appearance on) means PD.
-
-    RECIST §1.4: every new lesion. mRECIST §2.4: a liver lesion if it is >= 10 mm with typical arterial
-    enhancement at some scan (``any_typical``) or grows by >= 10 mm over its first measured size (atypical
-    nodule); a node if SA >= 20 mm; an effusion if cytologically confirmed; other sites as RECIST.
-    """
-    if _check_criterion(criterion) == "recist":
-        return np.ones(len(organ), dtype=bool)
-    liver = any_typical | (max_size - first_size >= 10.0 - _EPS)
-    return np.select([organ == _LIVER, organ == _NODE, _EFFUSION[organ]],
-                     [liver, max_short_axis >= 20.0, any_cytology], True).astype(bool)
-
-
-def overall_response(target: np.ndarray, nontarget: np.ndarray, new_lesion: np.ndarray) -> np.ndarray:
-    """Overall time-point response (RECIST §1.5; mRECIST §2.4 uses the same table).
-
-    With target disease: PD if target PD, non-target PD or a new lesion; CR if target CR and non-target CR
-    (or none); PR if target CR with non-target non-CR/non-PD or NE, or target PR; SD if target SD; NE if
-    target NE. Without targets (``target == NONE``): non-target CR -> CR, non-CR/non-PD -> non-CR/non-PD,
-    NE or no lesion at all -> NE.
-    """
-    no_target = target == NONE
-    return np.select(
-        [
-            (target == PD) | (nontarget == PD) | new_lesion,
-            no_target & (nontarget == CR),
-            no_target & (nontarget == NON_CR_NON_PD),
-            no_target,
-            (target == CR) & ((nontarget == CR) | (nontarget == NONE)),
-            (target == CR) | (target == PR),
-            target == SD,
-        ],
-        [PD, CR, NON_CR_NON_PD, NE, CR, PR, SD],
-        NE,
-    )
-
-
-def apply_sd_minimum(response: np.ndarray, sd_ok: np.ndarray, next_response: np.ndarray) -> np.ndarray:
-    """SD minimum duration (RECIST §1.6): SD (or non-CR/non-PD) assessed < ``min_sd_days`` after index
-    does not count as SD; it becomes PD if the next assessment is PD, else NE."""
-    stable = (response == SD) | (response == NON_CR_NON_PD)
-    early = np.where(next_response == PD, PD, NE)
-    return np.where(stable & ~sd_ok, early, response)
-
-
-def confirm_responses(response: np.ndarray, subsequent: np.ndarray, sd_ok: np.ndarray) -> np.ndarray:
-    """Confirmation table of RECIST §1.6 for CR/PR time points; other responses pass through.
-
-    ``subsequent``: response of the confirming assessment (>= confirm_min_days later), NE if none.
-    CR->CR: CR; CR->PR, PR->CR, PR->PR: PR; PR->SD: SD; CR->SD/PD and PR->PD: SD if the SD minimum is met
-    else PD; CR->NE and PR->NE: SD if the SD minimum is met else NE.
-    """
-    cr, pr = response == CR, response == PR
-    sub_resp = (subsequent == CR) | (subsequent == PR)
-    sub_sd = (subsequent == SD) | (subsequent == NON_CR_NON_PD)
-    return np.select(
-        [~(cr | pr), cr & (subsequent == CR), sub_resp, pr & sub_sd, sd_ok, subsequent == NE],
-        [response, CR, PR, SD, SD, NE],
-        PD,
-    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -578,8 +345,8 @@ def _baseline_roles(prep: _Prepared, rows: np.ndarray, criterion: str) -> dict[s
     organ, meas = prep.organ[rows], prep.meas[rows]
     kind = lesion_measure(organ, criterion)
     size = meas[np.arange(len(rows)), kind]
-    lesion = is_baseline_lesion(organ, meas[:, _SA], prep.cyto_true[rows], criterion)
-    candidate = lesion & is_target_candidate(organ, meas[:, _LD], meas[:, _VIABLE], meas[:, _SA],
+    lesion = is_baseline_lesion(organ, meas[:, SA], prep.cyto_true[rows], criterion)
+    candidate = lesion & is_target_candidate(organ, meas[:, LD], meas[:, VIABLE], meas[:, SA],
                                              prep.ae_true[rows], criterion)
     lid = prep.lid[rows]
     target = apply_target_limits(prep.pid[rows], organ, size, prep.lid_rank[lid], candidate)
@@ -637,7 +404,7 @@ def _derive_timepoints(prep: _Prepared, criterion: str, window: int,
     fu_row = row_vno > 0
 
     roles = _baseline_roles(prep, base_rows, criterion)
-    new_at_base = base_rows[prep.ltype[base_rows] == _NEW]
+    new_at_base = base_rows[prep.ltype[base_rows] == NEW]
     if len(new_at_base):
         dq.append(_dq_frame(sid[prep.pid[new_at_base]], prep.day[new_at_base], prep.lid_name[prep.lid[new_at_base]],
                             "lesion_type", "new_lesion_at_baseline",
@@ -649,7 +416,7 @@ def _derive_timepoints(prep: _Prepared, criterion: str, window: int,
     # ---- targets: sum of diameters per visit (§1.2, §2.1) ----
     t_rows = base_rows[roles["target"]]
     t_pid, t_lid, t_kind = prep.pid[t_rows], prep.lid[t_rows], roles["kind"][roles["target"]]
-    t_node = prep.organ[t_rows] == _NODE
+    t_node = prep.organ[t_rows] == NODE
     n_targets = np.bincount(t_pid, minlength=n_pat)
     item, vrow = _cross(t_pid, tp_first, tp_count)
     pos, found = _lookup(prep.key, t_lid[item].astype(np.int64) * prep.span + (tp_day[vrow] - prep.dmin))
@@ -685,8 +452,8 @@ def _derive_timepoints(prep: _Prepared, criterion: str, window: int,
     n_nontargets = np.bincount(n_pid, minlength=n_pat)
     item, vrow = _cross(n_pid, tp_first, tp_count)
     pos, found = _lookup(prep.key, n_lid_[item].astype(np.int64) * prep.span + (tp_day[vrow] - prep.dmin))
-    state = nontarget_lesion_state(found, prep.status[pos], prep.organ[nt_rows][item], prep.meas[pos, _SA],
-                                   prep.meas[pos, _VIABLE], prep.ae_false[pos], criterion)
+    state = nontarget_lesion_state(found, prep.status[pos], prep.organ[nt_rows][item], prep.meas[pos, SA],
+                                   prep.meas[pos, VIABLE], prep.ae_false[pos], criterion)
     gone = ~found & (visit_no[vrow] > 0)
     if gone.any():
         dq.append(_dq_frame(sid[n_pid[item[gone]]], tp_day[vrow[gone]], prep.lid_name[n_lid_[item[gone]]],
@@ -700,15 +467,15 @@ def _derive_timepoints(prep: _Prepared, criterion: str, window: int,
     )
 
     # ---- new lesions (§1.4, §2.4) ----
-    new_row = fu_row & (prep.ltype == _NEW)
+    new_row = fu_row & (prep.ltype == NEW)
     first_new = np.full(n_lid, _MAX_DAY)
     np.minimum.at(first_new, prep.lid[new_row], prep.day[new_row])
     is_new_lid = first_new != _MAX_DAY
     nl = np.flatnonzero(fu_row & is_new_lid[prep.lid] & (prep.day >= first_new[prep.lid]))  # sorted by lid, day
-    size = np.fmax(prep.meas[nl, _LD], prep.meas[nl, _VIABLE])
+    size = np.fmax(prep.meas[nl, LD], prep.meas[nl, VIABLE])
     g = pd.DataFrame({
         "lid": prep.lid[nl], "organ": prep.organ[nl], "tp": row_tp[nl], "size": size,
-        "typical": (size >= 10.0) & prep.ae_true[nl], "sa": prep.meas[nl, _SA], "cyto": prep.cyto_true[nl],
+        "typical": (size >= 10.0) & prep.ae_true[nl], "sa": prep.meas[nl, SA], "cyto": prep.cyto_true[nl],
     }).groupby("lid", sort=False)
     agg = g.agg(organ=("organ", "first"), tp=("tp", "first"), first_size=("size", "first"),
                 max_size=("size", "max"), typical=("typical", "any"), sa=("sa", "max"), cyto=("cyto", "any"))
@@ -718,12 +485,12 @@ def _derive_timepoints(prep: _Prepared, criterion: str, window: int,
     new_first = np.bincount(agg["tp"].to_numpy()[qualifies].astype(np.int64), minlength=n_tp) > 0
     new_flag = _group_cumsum(new_first.astype(np.int64), tp_first, tp_pid) > 0 if n_tp else new_first
 
-    no_size = new_row & np.isnan(prep.meas).all(axis=1) & ~_EFFUSION[prep.organ]
+    no_size = new_row & np.isnan(prep.meas).all(axis=1) & ~EFFUSION[prep.organ]
     if no_size.any():
         r = np.flatnonzero(no_size)
         counted = "counted as a new lesion (PD at first appearance; size not needed)"
         if criterion == "mrecist":
-            waits = (prep.organ[r] == _LIVER) | (prep.organ[r] == _NODE)
+            waits = (prep.organ[r] == LIVER) | (prep.organ[r] == NODE)
             action = np.where(waits, "not counted as PD unless a later scan of this lesion qualifies (mRECIST "
                                      "size rule)", counted)
         else:
@@ -801,7 +568,7 @@ def select_targets(lesions: pd.DataFrame, baseline: pd.DataFrame, criterion: str
     role (target / non_target / not_a_lesion), measurable, measure (column used), baseline_mm.
     Data-quality fixes (negative -> NaN, duplicates) are applied; see :func:`derive_response` for the log.
     """
-    _check_criterion(criterion)
+    check_criterion(criterion)
     ids = _check_index(baseline, "baseline_date")
     prep = _prepare(lesions, ids, baseline["baseline_date"])
     rows = np.flatnonzero((prep.anchor_day[prep.pid] != _NO_DAY) & (prep.day == prep.anchor_day[prep.pid]))
@@ -812,7 +579,7 @@ def timepoint_responses(lesions: pd.DataFrame, index: pd.DataFrame, criterion: s
                         baseline_window_days: int = 42, grace_days_after_index: int = 7) -> pd.DataFrame:
     """Per study_id x visit table (visit 0 = baseline): sums, % changes, target / non-target / new-lesion and
     overall responses (RECIST §1.3-1.5; mRECIST §2.2-2.4). See :func:`derive_response` for the DQ log."""
-    _check_criterion(criterion)
+    check_criterion(criterion)
     ids = _check_index(index, "index_date")
     prep = _prepare(lesions, ids, index["index_date"])
     return _derive_timepoints(prep, criterion, baseline_window_days, grace_days_after_index)[0]
@@ -892,8 +659,8 @@ def best_overall_response(timepoints: pd.DataFrame, index: pd.DataFrame, confirm
         adj = np.where((wresp == CR) | (wresp == PR), confirm_responses(wresp, subsequent, sd_ok), adj)
 
     best_rank = np.full(n_pat, -1)
-    np.maximum.at(best_rank, wp, _BOR_RANK[adj])
-    bor = np.where(best_rank >= 0, _RANK_TO_CODE[np.maximum(best_rank, 0)], NE)
+    np.maximum.at(best_rank, wp, BOR_RANK[adj])
+    bor = np.where(best_rank >= 0, RANK_TO_CODE[np.maximum(best_rank, 0)], NE)
     first_pd = np.full(n_pat, _MAX_DAY)
     np.minimum.at(first_pd, p[resp == PD], day[resp == PD])
     first_pd = np.where(first_pd == _MAX_DAY, _NO_DAY, first_pd)
@@ -938,7 +705,7 @@ def derive_response(lesions: pd.DataFrame, index: pd.DataFrame, criterion: str, 
     assessment, best % change, number of post-baseline assessments), baseline lesion roles and the
     data-quality log. Patients without a measurable target get BOR "NE" with ``bor_reason``.
     """
-    _check_criterion(criterion)
+    check_criterion(criterion)
     ids = _check_index(index, "index_date")
     prep = _prepare(lesions, ids, index["index_date"])
     tp, roles, dq = _derive_timepoints(prep, criterion, baseline_window_days, grace_days_after_index)

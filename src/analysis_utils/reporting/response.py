@@ -1,0 +1,160 @@
+"""Tumour response (notebook 04) for the paper: the response table, the models table, the RECIST 1.1 x mRECIST
+agreement table (Markdown versions of the numbers :mod:`analysis_utils.steps.response` computes) and the waterfall
+and spider plots. Number formats come from :mod:`analysis_utils.reporting.tables`, arm colours from
+:mod:`analysis_utils.reporting.figures`."""
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Patch
+
+from analysis_utils.reporting import tables
+from analysis_utils.reporting.figures import ARM_COLOURS, ARM_ORDER
+from analysis_utils.steps.response import (CONTROL_ARM, RESPONSE_LEVELS, TREATMENT_ARM, ResponseAnalysis,
+                                           ResponseConfig)
+
+__all__ = ["CRITERION_LABELS", "MEASURE_LABELS", "format_response_table", "format_models", "format_agreement",
+           "waterfall_plot", "spider_plot"]
+
+CRITERION_LABELS = {"recist": "RECIST 1.1", "mrecist": "mRECIST"}
+MEASURE_LABELS = {"rate_haic": f"Rate, {TREATMENT_ARM}", "rate_control": f"Rate, {CONTROL_ARM}",
+                  "risk_difference": "Risk difference, % points", "odds_ratio": "Odds ratio",
+                  "odds_ratio_adjusted": "Adjusted odds ratio", "odds_ratio_conditional": "Conditional odds ratio",
+                  "test": "Test of the 2 x 2 table"}
+_AGREEMENT_ROWS = "RECIST 1.1 (row) × mRECIST (column)"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# tables
+# --------------------------------------------------------------------------------------------------------------------
+def _fmt_rate(k: int, pct: float, lower: float, upper: float) -> str:
+    """'215 (59.7%; 54.5–64.8)': events (rate %; CI in %), from percentages."""
+    return (f"{k} ({tables.fmt_num(pct, 1, '—')}%; "
+            f"{tables.fmt_num(lower, 1, '—')}–{tables.fmt_num(upper, 1, '—')})")
+
+
+def format_response_table(analysis: ResponseAnalysis, cfg: ResponseConfig) -> pd.DataFrame:
+    """Manuscript table (Markdown frame) of ``analysis.table``, full cohort: per definition (primary first) and
+    criterion, CR/PR/SD/PD/NE n (%) per arm, then ORR and DCR as events (rate %; exact CI), risk difference
+    (percentage points), unadjusted and adjusted OR with CIs and P (Fisher's exact test flagged)."""
+    n1, n0 = analysis.results["n_haic"], analysis.results["n_control"]
+    h1, h0 = f"{TREATMENT_ARM} (n = {n1})", f"{CONTROL_ARM} (n = {n0})"
+    ci = f"{100 * cfg.conf_level:g}% CI"
+    md: list[dict[str, Any]] = []
+    for r in analysis.table.to_dict("records"):
+        label = r["definition"] + (" (primary)" if r["definition"] == cfg.primary_definition else " (sensitivity)")
+        row = {"Definition": label, "Criterion": CRITERION_LABELS[r["criterion"]]}
+        if r["row"] in RESPONSE_LEVELS:
+            md.append({**row, "Response": r["row"], h1: tables.fmt_n_pct(r["n_haic"], n1),
+                       h0: tables.fmt_n_pct(r["n_control"], n0)})
+            continue
+        md.append({**row, "Response": f"{r['row']} ({ci})",
+                   h1: _fmt_rate(r["n_haic"], r["pct_haic"], r["lower_haic"], r["upper_haic"]),
+                   h0: _fmt_rate(r["n_control"], r["pct_control"], r["lower_control"], r["upper_control"]),
+                   f"Risk difference, % points ({ci})": tables.fmt_est_ci(r["rd_pct"], r["rd_lower"], r["rd_upper"],
+                                                                            1, "—"),
+                   f"OR ({ci})": tables.fmt_est_ci(r["or"], r["or_lower"], r["or_upper"], 2, "—"),
+                   f"Adjusted OR ({ci})": tables.fmt_est_ci(r["or_adj"], r["or_adj_lower"], r["or_adj_upper"], 2, "—"),
+                   "P": tables.fmt_p(r["p"]) + (" (Fisher)" if r["test"] == "Fisher exact" else "")})
+    return pd.DataFrame(md).fillna("")
+
+
+def format_models(models: pd.DataFrame, conf_level: float = 0.95) -> pd.DataFrame:
+    """Readable version of the models table for the Markdown output: rates and risk differences in % (1 decimal),
+    odds ratios with 2 decimals, estimate (CI), P, method."""
+    out = []
+    for r in models.itertuples(index=False):
+        pct = r.measure.startswith("rate") or r.measure == "risk_difference"
+        scale, digits = (100.0, 1) if pct else (1.0, 2)
+        est = "" if r.measure == "test" else tables.fmt_est_ci(scale * r.estimate, scale * r.lower, scale * r.upper,
+                                                              digits, "—")
+        out.append({"Cohort": r.cohort, "Definition": r.definition, "Criterion": CRITERION_LABELS[r.criterion],
+                    "Endpoint": r.endpoint.upper(), "Measure": MEASURE_LABELS[r.measure],
+                    f"Estimate ({100 * conf_level:g}% CI)": est,
+                    "P": tables.fmt_p(r.p), "Method": r.method, "n": r.n})
+    return pd.DataFrame(out)
+
+
+def format_agreement(analysis: ResponseAnalysis, cfg: ResponseConfig) -> pd.DataFrame:
+    """Markdown frame of ``analysis.agreement`` (RECIST 1.1 rows x mRECIST columns per definition), each block
+    followed by its Cohen's kappas (estimate (CI) under CR, observed agreement under PR)."""
+    agreement, kappa = analysis.agreement, analysis.kappa
+    md = []
+    for definition in cfg.definitions:
+        t = agreement[agreement["definition"] == definition]
+        tm = t.rename(columns={"definition": "Definition", "recist": _AGREEMENT_ROWS}).astype(object)
+        md.append(tm)
+        for k in kappa[kappa["definition"] == definition].itertuples():
+            row = {c: "" for c in tm.columns}
+            row.update({"Definition": definition, _AGREEMENT_ROWS: f"Cohen's kappa, {k.categories}",
+                        "CR": tables.fmt_est_ci(k.kappa, k.lower, k.upper, 2, "—"),
+                        "PR": f"agreement {100 * k.observed:.1f}%"})
+            md.append(pd.DataFrame([row]))
+    return pd.concat(md, ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# figures
+# --------------------------------------------------------------------------------------------------------------------
+def waterfall_plot(data: pd.DataFrame, cap: float = 100.0, pr_line: float = -30.0, pd_line: float = 20.0) -> plt.Figure:
+    """Waterfall of the best % change of the target sum from baseline, one panel per criterion, one bar per patient
+    (sorted, largest increase left), bars coloured by arm. ``data``: :func:`analysis_utils.steps.response.
+    waterfall_data` (criterion, arm, best_pct_change, rank). Reference lines at -30% (PR) and +20% (PD; target
+    response of RECIST 1.1 and mRECIST, docs/methods/recist-mrecist.md; RECIST PD also needs +5 mm). Bars beyond
+    ``cap`` are drawn at the cap and the panel says how many."""
+    criteria = list(dict.fromkeys(data["criterion"]))
+    fig, axes = plt.subplots(len(criteria), 1, figsize=(7.2, 2.7 * len(criteria)), squeeze=False)
+    for ax, crit in zip(axes[:, 0], criteria):
+        d = data[data["criterion"] == crit].sort_values("rank")
+        values = d["best_pct_change"].to_numpy(dtype=float)
+        ax.bar(np.arange(len(d)), np.clip(values, -100.0, cap), width=1.0, linewidth=0,
+               color=[ARM_COLOURS[a] for a in d["arm"]])
+        ax.axhline(pd_line, color="0.3", lw=0.8, ls=":")
+        ax.axhline(pr_line, color="0.3", lw=0.8, ls="--")
+        ax.axhline(0, color="0.2", lw=0.6)
+        ax.set_xlim(-1, len(d))
+        ax.set_ylim(-105, cap + 5)
+        ax.set_xticks([])
+        ax.set_ylabel("Best change in target sum (%)")
+        n_capped = int((values > cap).sum())
+        ax.set_title(f"{CRITERION_LABELS.get(crit, crit)} (n = {len(d)} with a measured follow-up scan"
+                     + (f"; {n_capped} bar(s) truncated at +{cap:g}%)" if n_capped else ")"), fontsize=9, loc="left")
+        counts = d["arm"].value_counts()
+        handles = [Patch(color=ARM_COLOURS[a], label=f"{a} (n = {int(counts.get(a, 0))})") for a in ARM_ORDER]
+        handles += [plt.Line2D([], [], color="0.3", lw=0.8, ls=":", label=f"+{pd_line:g}%"),
+                    plt.Line2D([], [], color="0.3", lw=0.8, ls="--", label=f"{pr_line:g}%")]
+        ax.legend(handles=handles, fontsize=7, frameon=False, loc="upper right", ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def spider_plot(data: pd.DataFrame, cap: float = 100.0, pr_line: float = -30.0, pd_line: float = 20.0) -> plt.Figure:
+    """Spider plot: % change of the target sum from baseline over months since the index date, one line per patient,
+    rows = criteria, columns = arms (``ARM_ORDER``), lines in the arm colour. ``data``:
+    :func:`analysis_utils.steps.response.spider_data` (criterion, study_id, arm, months, pct_change; a deterministic
+    subsample). Values beyond ``cap`` are drawn at the cap. Reference lines at -30% and +20%."""
+    criteria = list(dict.fromkeys(data["criterion"]))
+    fig, axes = plt.subplots(len(criteria), len(ARM_ORDER), figsize=(7.2, 2.7 * len(criteria)), sharex=True,
+                             sharey=True, squeeze=False)
+    for i, crit in enumerate(criteria):
+        for j, arm in enumerate(ARM_ORDER):
+            ax = axes[i, j]
+            d = data[(data["criterion"] == crit) & (data["arm"] == arm)]
+            for _, g in d.groupby("study_id", sort=True):
+                ax.plot(g["months"], g["pct_change"].clip(upper=cap), color=ARM_COLOURS[arm], lw=0.7, alpha=0.6,
+                        marker="o", ms=1.5)
+            ax.axhline(pd_line, color="0.3", lw=0.8, ls=":")
+            ax.axhline(pr_line, color="0.3", lw=0.8, ls="--")
+            ax.axhline(0, color="0.2", lw=0.6)
+            ax.set_ylim(-105, cap + 5)
+            ax.set_title(f"{CRITERION_LABELS.get(crit, crit)} · {arm} (n = {d['study_id'].nunique()})",
+                         fontsize=8, loc="left")
+            if j == 0:
+                ax.set_ylabel("Change in target sum (%)")
+            if i == len(criteria) - 1:
+                ax.set_xlabel("Months since index date")
+    fig.tight_layout()
+    return fig
