@@ -5,7 +5,8 @@ import hashlib
 import pandas as pd
 import pytest
 
-from analysis_utils.study.cleaning import CleaningConfig, clean, study_id
+from analysis_utils.study.cleaning import CleaningConfig, clean
+from analysis_utils.study.identifiers import study_id
 from analysis_utils.study.eligibility import CRITERIA, check_flow
 from conftest import patient_tables, write_center
 

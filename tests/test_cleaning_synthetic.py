@@ -6,7 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis_utils.study.cleaning import CleaningConfig, clean, study_id
+from analysis_utils.study.cleaning import CleaningConfig, clean
+from analysis_utils.study.identifiers import study_id
 from analysis_utils.study.contract import load_contract, normalise_label, read_raw_table, synonym_map
 from analysis_utils.synthetic import generate_cohort
 

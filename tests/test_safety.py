@@ -1,4 +1,4 @@
-"""Tests for analysis_utils.steps.safety (notebook 05): treatment-emergent merge of reported and lab-derived events,
+"""Tests for analysis_utils.steps.safety (notebook 07_safety): treatment-emergent merge of reported and lab-derived events,
 tables by arm with Fisher's exact test, the results section; and analysis_utils.reporting.safety (tables as printed).
 
 Every expected value is hand-computed in the comment next to it (rules: docs/methods/ctcae.md).

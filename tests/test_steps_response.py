@@ -1,4 +1,4 @@
-"""Notebook 04's steps (analysis_utils.steps.response): responders and denominators, the whole analysis of the
+"""Notebook 06_response's steps (analysis_utils.steps.response): responders and denominators, the whole analysis of the
 full, matched and weighted cohorts, its inputs and the plot data, against hand-computed values."""
 import math
 

@@ -1,4 +1,4 @@
-"""Tests for the survival steps of notebook 03_survival (analysis_utils.steps.survival) and their tables and
+"""Tests for the survival steps of notebook 05_survival (analysis_utils.steps.survival) and their tables and
 figures (analysis_utils.reporting.survival): one endpoint per cohort by hand, the flat results keys, the covariate
 design of the adjusted models, the landmark re-classification, the Kaplan-Meier plot's risk table, the notebook's
 cohorts and models.
@@ -25,7 +25,7 @@ def lung() -> pd.DataFrame:
     return load_lung()
 
 
-# ------------------------------------------------------------------------------ notebook orchestration (03_survival)
+# ------------------------------------------------------------------------------ notebook orchestration (05_survival)
 H, C = sv.TREATMENT_ARM, sv.CONTROL_ARM
 SPEC = {"conf_type": "log-log", "conf_level": 0.95, "timepoints_months": [6], "rmst_tau_months": 6, "ties": "efron"}
 

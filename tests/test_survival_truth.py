@@ -1,7 +1,7 @@
 """Ground truth: the matched OS hazard ratio recovers the generator's treatment effect (slow, ~2-3 minutes).
 
 A large synthetic cohort (analysis_utils.synthetic) is cleaned with analysis_utils.cleaning, matched with the
-matching library as 02_matching does (logistic propensity score on the default covariates, missing-indicator design,
+matching library as 04_matching does (logistic propensity score on the default covariates, missing-indicator design,
 1:1 nearest neighbour on the logit with a 0.2 SD caliper) and analysed with the Cox model of analysis_utils.stats.cox
 (arm coded as in analysis_utils.steps.survival: TKIs-P the reference level).
 
@@ -37,6 +37,7 @@ import pytest
 import yaml
 
 from analysis_utils.study import cleaning as cl
+from analysis_utils.study.identifiers import study_id
 
 from analysis_utils.stats import matching, propensity
 
@@ -63,7 +64,7 @@ def _marginal_truth(patients: pd.DataFrame) -> dict:
 
 
 def _match(cohort: pd.DataFrame, m: dict, covariates: list[str]) -> pd.DataFrame:
-    """Matched patients as 02_matching: logistic PS (missing indicators), 1:1 nearest neighbour on the logit,
+    """Matched patients as 04_matching: logistic PS (missing indicators), 1:1 nearest neighbour on the logit,
     caliper in SD units of the logit; ``subclass`` = pair."""
     ps = propensity.estimate_propensity(cohort, "haic", covariates, m["categorical"], missing=m["missing"])
     match = matching.match_nearest(ps.linear_predictor.to_numpy(), ps.treatment.to_numpy(), ratio=m["ratio"],
@@ -89,7 +90,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
     latent = pd.read_csv(folder / "ground_truth" / "patients_truth.csv", dtype={"center_id": str, "mrn": str},
                          usecols=["center_id", "mrn", "eta_os", "censor_months", "os_if_haic_months",
                                   "os_if_tkis_p_months"])
-    latent["study_id"] = cl.study_id(latent["center_id"], latent["mrn"], key)
+    latent["study_id"] = study_id(latent["center_id"], latent["mrn"], key)
     latent = latent.drop_duplicates("study_id").set_index("study_id")
     return {"cohort": cohort.join(latent[["eta_os"]], on="study_id"),
             "matched": matched.join(latent, on="study_id", rsuffix="_truth"),

@@ -1,9 +1,15 @@
 """analysis_utils: the library behind the NCT06881433 compendium (HAIC-TKIs-P versus TKIs-P in advanced HCC).
 
-One module per concept: contract (data dictionary, reading and harmonising exports), quality (data-quality log),
-synthetic (synthetic multicenter cohort), scores (Child-Pugh, ALBI, BCLC, Vp/Cheng), cleaning (de-duplication,
-pseudonymisation, derivations), eligibility (criteria and flow), recist (RECIST 1.1 / mRECIST), matching and
-balance (propensity scores, MatchIt-style matching, weights, SMDs), survival, response, safety, tables, figures,
-results (the run's machine-readable results), pipeline (the papermill runner).
+The package is layered; each folder may import only the folders below it (docs/architecture.md,
+tests/test_architecture.py):
+
+- :mod:`analysis_utils.stats`: general statistics, each reproducing an R definition (survival, MatchIt, cobalt,
+  WeightIt, ...); knows nothing of this study.
+- :mod:`analysis_utils.study`: the study's data and derivations (contract, cleaning, time zero and arms,
+  eligibility, scores, RECIST 1.1 / mRECIST, CTCAE 5.0).
+- :mod:`analysis_utils.synthetic`: the synthetic multicentre cohort in the centres' export format, with its truth.
+- :mod:`analysis_utils.steps`: one module per notebook holding that notebook's computations.
+- :mod:`analysis_utils.reporting`: tables, figures, results.json and the Quarto manuscript.
+- :mod:`analysis_utils.runner`: the papermill runner and the command line (``python -m analysis_utils``).
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"

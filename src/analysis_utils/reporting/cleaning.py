@@ -1,4 +1,4 @@
-"""Notebook 01 (cleaning) presentation: the STROBE flow diagram.
+"""Notebook 01_cleaning presentation: the STROBE flow diagram.
 
 The flow table itself comes from :func:`analysis_utils.study.eligibility.flow_table`; the data-quality summary the
 notebook shows is :meth:`analysis_utils.study.quality.QualityLog.summary` (also written as a CSV by

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import pandas as pd
 
-ARM_HAIC, ARM_CONTROL = "HAIC-TKIs-P", "TKIs-P"
+from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
+
 ARM_COLOURS = {ARM_HAIC: "#D55E00", ARM_CONTROL: "#0072B2"}
 ARM_ORDER = [ARM_HAIC, ARM_CONTROL]
 plt.rcParams.update({"svg.hashsalt": "nct06881433", "font.size": 9, "axes.spines.top": False,

@@ -1,4 +1,4 @@
-"""Presentation of notebook 02_matching: balance tables, Table 1 before and after matching and weighting, the
+"""Presentation of notebook 04_matching: balance tables, Table 1 before and after matching and weighting, the
 propensity-score reporting items, the Love plot and the propensity-score distributions.
 
 Everything is computed by ``steps.matching.run_matching`` (statistics in ``stats/``); this module formats it.

@@ -1,4 +1,4 @@
-"""Tumour response (notebook 04) for the paper: the response table, the models table, the RECIST 1.1 x mRECIST
+"""Tumour response (notebook 06_response) for the paper: the response table, the models table, the RECIST 1.1 x mRECIST
 agreement table (Markdown versions of the numbers :mod:`analysis_utils.steps.response` computes) and the waterfall
 and spider plots. Number formats come from :mod:`analysis_utils.reporting.tables`, arm colours from
 :mod:`analysis_utils.reporting.figures`."""

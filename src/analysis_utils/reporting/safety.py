@@ -1,4 +1,4 @@
-"""Notebook 05 (safety) presentation: the adverse-event tables as the manuscript prints them and the butterfly chart.
+"""Notebook 07_safety presentation: the adverse-event tables as the manuscript prints them and the butterfly chart.
 
 Computation (treatment-emergent events, counts by arm, Fisher tests) is in :mod:`analysis_utils.steps.safety`;
 rules in docs/methods/ctcae.md (NCI CTCAE v5.0, 2017).

@@ -1,4 +1,4 @@
-"""Survival tables and figures of notebook 03_survival and the manuscript: formatted versions of the numbers
+"""Survival tables and figures of notebook 05_survival and the manuscript: formatted versions of the numbers
 tables of ``steps.survival`` (medians, HRs, RMST, Cox coefficients, landmark) and the Kaplan-Meier plot with its
 number-at-risk table, the subgroup forest plot and the Schoenfeld (cox.zph) plot. Common style, arm colours and
 ``save_figure`` are in ``reporting/figures.py``; number formats in ``reporting/tables.py``.

@@ -1,0 +1,16 @@
+"""General statistics, validated against R and independent of this study.
+
+Functions take arrays or data frames plus column names and return numbers or frames; nothing here knows about
+arms, study columns or clinical rules. Each module's docstring names the R function whose definition it reproduces;
+the conventions and their sources are in docs/methods/ (survival.md, matching-and-weighting.md,
+binary-outcomes.md) and the places where R and the Python libraries disagree in docs/methods/README.md.
+
+Survival: :mod:`.kaplan_meier` (survfit, quantile.survfit, number at risk, reverse-KM follow-up),
+:mod:`.logrank` (survdiff), :mod:`.cox` (coxph with Efron/Breslow ties, robust and cluster variance),
+:mod:`.cox_zph` (cox.zph), :mod:`.rmst` (survRM2::rmst2), :mod:`.evalue` (EValue::evalues.HR),
+:mod:`.landmark`, :mod:`.survival_input` (shared input checks).
+Propensity scores: :mod:`.propensity` (glm), :mod:`.matching` (MatchIt nearest), :mod:`.weights` (WeightIt),
+:mod:`.balance` (MatchIt/cobalt balance statistics).
+Binary outcomes: :mod:`.binomial` (exact and score CIs, risk difference, odds ratio, 2 x 2 tests, kappa),
+:mod:`.logistic` (logistic, weighted and conditional logistic regression with sandwich variance).
+"""

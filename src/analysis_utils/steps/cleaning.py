@@ -1,4 +1,4 @@
-"""Notebook 01 (cleaning): what the notebook does with the cleaned data beyond the study's derivations.
+"""Notebook 01_cleaning: what the notebook does with the cleaned data beyond the study's derivations.
 
 The derivations themselves (reading the centre exports through the contract, de-duplication, pseudonymisation,
 index date and arm, scores, overall survival, eligibility) are in :mod:`analysis_utils.study.cleaning`. Here:
@@ -12,7 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from analysis_utils.study.cleaning import ARM_CONTROL, ARM_HAIC, CleanedData
+from analysis_utils.study.cleaning import CleanedData
+from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
 
 
 def write_cleaned(cleaned: CleanedData, out_dir: str | Path) -> None:

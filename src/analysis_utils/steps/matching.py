@@ -1,4 +1,4 @@
-"""The steps of notebook 02_matching (computation only): the study's propensity-score analysis from the params'
+"""The steps of notebook 04_matching (computation only): the study's propensity-score analysis from the params'
 ``matching:`` section, and the matched-cohort and weights files the outcome notebooks read.
 
 The statistics are general and live in ``stats/``: the propensity model (``stats.propensity``, R ``glm`` /
@@ -20,6 +20,7 @@ from analysis_utils.stats import balance
 from analysis_utils.stats.matching import DISCARDS, M_ORDERS, MatchResult, match_nearest
 from analysis_utils.stats.propensity import PS_BOUNDARY, PropensityResult, estimate_propensity
 from analysis_utils.stats.weights import iptw_weights, overlap_weights
+from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
 
 __all__ = ["MATCHED_FILE", "WEIGHTS_FILE", "WEIGHTINGS", "MatchingOutput", "check_matching_spec", "run_matching",
            "write_matching_data"]
@@ -305,7 +306,7 @@ def _summary(s: dict[str, Any], data: pd.DataFrame, t: np.ndarray, prop: Propens
 
 
 def run_matching(cohort: pd.DataFrame, spec: dict[str, Any], *, arm_col: str = "arm",
-                 treated_arm: str = "HAIC-TKIs-P", control_arm: str = "TKIs-P", id_col: str = "study_id",
+                 treated_arm: str = ARM_HAIC, control_arm: str = ARM_CONTROL, id_col: str = "study_id",
                  seed: Any = None) -> MatchingOutput:
     """The study's propensity-score analysis from the params' ``matching:`` section, MatchIt/WeightIt semantics:
 

@@ -1,4 +1,4 @@
-"""Notebook 04 (tumour response): ORR and DCR per arm, between-arm comparisons in the full, matched and weighted
+"""Notebook 06_response (tumour response): ORR and DCR per arm, between-arm comparisons in the full, matched and weighted
 cohorts, RECIST 1.1 versus mRECIST agreement, and the data of the waterfall and spider plots (no formatting:
 tables and figures are in :mod:`analysis_utils.reporting.response`).
 
@@ -33,6 +33,7 @@ import pandas as pd
 from analysis_utils.stats import binomial
 from analysis_utils.stats.logistic import (Estimate, conditional_logit_odds_ratio, logistic_odds_ratio,
                                            weighted_rates, weighted_risk_difference)
+from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
 
 __all__ = [
     "RESPONSE_LEVELS", "ENDPOINTS", "CRITERIA", "DEFINITIONS", "TREATMENT_ARM", "CONTROL_ARM",
@@ -46,7 +47,7 @@ RESPONSE_LEVELS = ("CR", "PR", "SD", "PD", "NE")
 ENDPOINTS = {"orr": ("CR", "PR"), "dcr": ("CR", "PR", "SD")}
 CRITERIA = ("recist", "mrecist")
 DEFINITIONS = ("unconfirmed", "confirmed")
-TREATMENT_ARM, CONTROL_ARM = "HAIC-TKIs-P", "TKIs-P"
+TREATMENT_ARM, CONTROL_ARM = ARM_HAIC, ARM_CONTROL
 DAYS_PER_MONTH = 365.25 / 12
 MATCHED_COLUMNS = ("study_id", "subclass", "match_weight")
 WEIGHT_COLUMNS = ("study_id", "arm", "ps", "logit_ps", "w_iptw_ate", "w_iptw_att", "w_overlap")
@@ -181,11 +182,11 @@ def agreement_table(df: pd.DataFrame, row_col: str, col_col: str,
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# matched and weighted cohorts (outputs of 02_matching, possibly absent)
+# matched and weighted cohorts (outputs of 04_matching, possibly absent)
 # --------------------------------------------------------------------------------------------------------------------
 @dataclass
 class DesignInputs:
-    """``matched`` / ``weights`` tables of 02_matching, or None with the reason in ``notes``."""
+    """``matched`` / ``weights`` tables of 04_matching, or None with the reason in ``notes``."""
 
     matched: pd.DataFrame | None
     weights: pd.DataFrame | None
@@ -298,7 +299,7 @@ def compare_weighted(df: pd.DataFrame, bor_col: str, endpoint: str, cfg: Respons
 # --------------------------------------------------------------------------------------------------------------------
 @dataclass
 class ResponseAnalysis:
-    """Everything 04_response computes (the numbers; :mod:`analysis_utils.reporting.response` formats them)."""
+    """Everything 06_response computes (the numbers; :mod:`analysis_utils.reporting.response` formats them)."""
 
     table: pd.DataFrame
     models: pd.DataFrame

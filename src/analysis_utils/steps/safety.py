@@ -1,4 +1,4 @@
-"""Notebook 05 (safety): treatment-emergent adverse events, one worst grade per patient and term, tables by arm.
+"""Notebook 07_safety: treatment-emergent adverse events, one worst grade per patient and term, tables by arm.
 
 Rules: docs/methods/ctcae.md (NCI CTCAE v5.0, 2017). The CTCAE rules themselves (term table, synonym mapping, lab
 grading with the baseline-abnormal rule) are in :mod:`analysis_utils.study.ctcae`; this module applies them to the
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import fisher_exact
 
-from analysis_utils.study.cleaning import ARM_CONTROL, ARM_HAIC
+from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
 from analysis_utils.study.ctcae import (CtcaeTerms, SafetyResult, concat_dq, dq_entries, grade_lab_values,
                                         load_ctcae_terms, map_terms, require_columns, row_ids)
 
@@ -296,7 +296,7 @@ def ae_by_term_table(events: pd.DataFrame, cohort: pd.DataFrame, top: int | None
     return table.head(top) if top is not None else table
 
 
-# --------------------------------------------------------------------------------------------------- notebook 05
+# --------------------------------------------------------------------------------------------------- notebook 07_safety
 def teae_events(adverse_events: pd.DataFrame, labs: pd.DataFrame, cohort: pd.DataFrame, window_days: float,
                 terms: CtcaeTerms | None = None) -> SafetyResult:
     """Treatment-emergent events of the cohort's patients: reported AEs mapped to CTCAE terms

@@ -1,4 +1,4 @@
-"""Notebook 03_survival's steps: OS and PFS (RECIST 1.1, mRECIST), HAIC-TKIs-P versus TKIs-P, in the full,
+"""Notebook 05_survival's steps: OS and PFS (RECIST 1.1, mRECIST), HAIC-TKIs-P versus TKIs-P, in the full,
 matched and IPTW cohorts (computation only; tables and figures are in ``reporting/survival.py``). Time in months.
 
 The statistics are the general estimators of ``stats/`` (each reproducing R's survival / survRM2 / EValue; see their
@@ -6,7 +6,7 @@ docstrings): ``stats.kaplan_meier`` (survfit, quantile.survfit, reverse KM), ``s
 ``stats.cox`` (coxph with robust/cluster variance, subgroup interaction LRT), ``stats.cox_zph`` (cox.zph),
 ``stats.rmst`` (survRM2::rmst2), ``stats.evalue`` (EValue::evalues.HR) and ``stats.landmark``. This module adds the
 study: the arms (TKIs-P is the reference level of every Cox model, so HRs are HAIC-TKIs-P versus TKIs-P), the
-endpoints, the cohorts written by 02_matching, the adjusted and landmark models, and the flat ``results.json``
+endpoints, the cohorts written by 04_matching, the adjusted and landmark models, and the flat ``results.json``
 section. Rules: docs/methods/survival.md (methods), docs/methods/eligibility-and-time-zero.md (arms, index date,
 immortal time).
 """
@@ -26,9 +26,9 @@ from analysis_utils.stats.landmark import landmark
 from analysis_utils.stats.logrank import logrank_test
 from analysis_utils.stats.rmst import rmst_difference, weighted_rmst_difference
 from analysis_utils.stats.survival_input import survival_data
+from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
 
-TREATMENT_ARM = "HAIC-TKIs-P"
-CONTROL_ARM = "TKIs-P"
+TREATMENT_ARM, CONTROL_ARM = ARM_HAIC, ARM_CONTROL
 ARM_REFERENCE = {"arm": CONTROL_ARM}  # Cox reference level of the arm column: HRs are HAIC-TKIs-P versus TKIs-P
 ARM_TERM = f"arm[T.{TREATMENT_ARM}]"  # the arm coefficient's name in cox_ph tables (HAIC-TKIs-P vs TKIs-P)
 ARM_TAGS = {TREATMENT_ARM: "haic", CONTROL_ARM: "control"}  # arm -> short tag used in flat result keys
@@ -356,7 +356,7 @@ def rmst_summary(results: dict[str, dict]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# notebook steps (03_survival): cohorts, models per endpoint, tables and the flat results section
+# notebook steps (05_survival): cohorts, models per endpoint, tables and the flat results section
 # --------------------------------------------------------------------------------------------------------------------
 COHORT_LABELS = {"full": "Full cohort", "matched": "Matched cohort", "iptw": "IPTW (ATE) cohort"}
 
@@ -368,7 +368,7 @@ def load_cohorts(data_dir: str | Path) -> tuple[dict[str, dict], list[str]]:
     ``matched`` (cohort inner-joined with matched.parquet's subclass and match_weight; Cox variance clustered on the
     pair, R ``coxph(..., cluster = subclass)``; weights only if some match_weight differs from 1, since 1:1 matching
     without replacement gives weight 1); ``iptw`` (cohort inner-joined with weights.parquet, weights
-    ``w_iptw_ate``). A missing matched/weights file (02_matching did not write it) leaves that cohort out with a note.
+    ``w_iptw_ate``). A missing matched/weights file (04_matching did not write it) leaves that cohort out with a note.
     """
     data = Path(data_dir)
     cohort_path = data / "cohort.parquet"
@@ -384,14 +384,14 @@ def load_cohorts(data_dir: str | Path) -> tuple[dict[str, dict], list[str]]:
         cohorts["matched"] = {"df": matched, "kw": {"cluster_col": "subclass", "weights_col": match_w},
                               "label": COHORT_LABELS["matched"]}
     else:
-        notes.append("No matched cohort: data/matched.parquet not found (02_matching has not written it); "
+        notes.append("No matched cohort: data/matched.parquet not found (04_matching has not written it); "
                      "matched analyses skipped.")
     if (data / "weights.parquet").is_file():
         weighted = cohort.merge(pd.read_parquet(data / "weights.parquet").drop(columns="arm", errors="ignore"),
                                 on="study_id", how="inner")
         cohorts["iptw"] = {"df": weighted, "kw": {"weights_col": "w_iptw_ate"}, "label": COHORT_LABELS["iptw"]}
     else:
-        notes.append("No weights: data/weights.parquet not found (02_matching has not written it); "
+        notes.append("No weights: data/weights.parquet not found (04_matching has not written it); "
                      "weighted analyses skipped.")
     return cohorts, notes
 

@@ -21,7 +21,7 @@ Documented handling (each case also writes a data-quality entry, columns ``DQ_CO
 - Lab rows: unknown test, missing value or day -> ignored; missing or non-positive local ULN/LLN -> the YAML
   default; no baseline value -> graded against ULN/LLN with baseline grade 0.
 
-The treatment-emergent merge of reported and lab-derived events and the tables by arm are notebook 05's steps
+The treatment-emergent merge of reported and lab-derived events and the tables by arm are notebook 07_safety's steps
 (:mod:`analysis_utils.steps.safety`).
 """
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from analysis_utils.reporting import tables
+from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
 from analysis_utils.reporting.manuscript.text import (ci_text, covariate_text, date_text, days_text, est_ci_text,
                                                       fmt_count_pct, fmt_int, fmt_pct, human_list, is_missing,
                                                       level_text, median_text, months_list_text, p_text)
@@ -192,7 +193,7 @@ def _lower_first(s: str) -> str:
     return s if word.isupper() or any(c.isdigit() for c in word) or "-" in word else s[:1].lower() + s[1:]
 
 
-ARM_TAGS = (("haic", "HAIC-TKIs-P"), ("control", "TKIs-P"))
+ARM_TAGS = (("haic", ARM_HAIC), ("control", ARM_CONTROL))
 SAFETY_ROWS = ("any", "g3", "related", "related_g3", "serious", "discontinued", "g5")
 
 
@@ -297,7 +298,7 @@ def _direction(lower: Any, upper: Any, below: str, above: str, neither: str) -> 
 
 
 def _matching_variables(r: _Reader, params: dict[str, Any], missing: list[str]) -> dict[str, Any]:
-    """Matching section (02_matching, ``matching.run_matching`` summary): counts, caliper, balance, ESS."""
+    """Matching section (04_matching, ``matching.run_matching`` summary): counts, caliper, balance, ESS."""
     out: dict[str, Any] = {}
     for key, name in (("n_pairs", "n_pairs"), ("n_treated_before", "n_haic_before"),
                       ("n_control_before", "n_control_before"), ("n_treated_matched", "n_haic_matched"),
@@ -427,7 +428,7 @@ def _time_key(t: float) -> str:
 
 
 def _survival_variables(r: _Reader, params: dict[str, Any], missing: list[str]) -> dict[str, Any]:
-    """Survival section (03_survival): one block per endpoint, follow-up, E-value."""
+    """Survival section (05_survival): one block per endpoint, follow-up, E-value."""
     level = float(params.get("survival", {}).get("conf_level", 0.95))
     out: dict[str, Any] = {ep: _endpoint_variables(r, ep, label, params, missing) for ep, label in ENDPOINTS}
     _collect(out, "conclusion", lambda: _conclusion(r), missing)
@@ -449,7 +450,7 @@ def _rate_text(r: _Reader, key: str, level: float) -> str:
 
 
 def _response_variables(r: _Reader, params: dict[str, Any], missing: list[str]) -> dict[str, Any]:
-    """Response section (04_response): ORR and DCR per criterion in the matched cohort (primary definition), risk
+    """Response section (06_response): ORR and DCR per criterion in the matched cohort (primary definition), risk
     difference in percentage points (Newcombe), odds ratio, P; the same ORR in the full cohort and confirmed."""
     level = float(params.get("response", {}).get("conf_level", 0.95))
     out: dict[str, Any] = {}
