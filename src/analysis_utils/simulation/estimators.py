@@ -223,14 +223,14 @@ def overlap(frame: pd.DataFrame, s: Settings) -> list[dict[str, Any]]:
     return _weighted(frame, s, "w_overlap", "ato")
 
 
-register(Estimator("crude", "Crude (unadjusted)", crude, "ate",
+register(Estimator("crude", "Crude", crude, "ate",
                    "Cox model of arm alone, Kaplan-Meier and RMST differences on the full cohort"))
 register(Estimator("adjusted_cox", "Adjusted Cox", adjusted_cox, "conditional",
                    "Cox model of arm and the pre-specified covariates (missing-indicator design)"))
 register(Estimator("psm", "PS matching", psm, "att",
                    "1:1 nearest-neighbour matching on the logit of the propensity score with a caliper; Cox "
                    "model with variance clustered on the pair; Kaplan-Meier and RMST on the matched cohort"))
-register(Estimator("iptw", "IPTW (ATE)", iptw, "ate",
+register(Estimator("iptw", "IPTW", iptw, "ate",
                    "stabilised, trimmed inverse-probability-of-treatment weights; weighted Cox (robust variance), "
                    "weighted Kaplan-Meier and RMST"))
 register(Estimator("overlap", "Overlap weights", overlap, "ato",

@@ -132,3 +132,14 @@ def load_scenario(path: str | Path, root: Path | None = None) -> Scenario:
 def default_scenario_files(root: Path | None = None) -> list[Path]:
     """Every scenario of the default simulation: ``params/simulation/*.yaml`` in name order."""
     return sorted((root or project_root()).glob("params/simulation/*.yaml"))
+
+
+def generator_problem(scenario: Scenario) -> str | None:
+    """Why this generator version cannot simulate the scenario (e.g. a knob it does not have), or None."""
+    from analysis_utils.synthetic.config import resolve_config
+
+    try:
+        resolve_config(scenario.generator_config(scenario.seed))
+    except ValueError as exc:
+        return str(exc)
+    return None
