@@ -12,7 +12,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the notebooks in order for one or more params files")
     run.add_argument("--params", nargs="+", default=["params/default.yaml"], help="params YAML file(s)")
-    run.add_argument("--workers", type=int, default=1, help="parallel runs when several params files are given")
+    run.add_argument("--workers", type=int, default=1, help="parallel runs when several params files are given "
+                                                            "(local dask workers)")
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run the params files on the existing dask cluster at this scheduler address")
     run.add_argument("--no-progress", action="store_true", help="no per-cell progress bar (default under CI)")
     synth = sub.add_parser("synth", help="only generate the synthetic cohort named by a params file")
     synth.add_argument("--params", default="params/default.yaml")
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "run":
         progress = not args.no_progress and not os.environ.get("CI") and sys.stderr.isatty()
-        return pipeline.main_run(args.params, args.workers, progress)
+        return pipeline.main_run(args.params, args.workers, progress, args.scheduler)
     if args.command == "synth":
         params = pipeline.load_params(args.params)
         params.setdefault("synthetic", {})["generate"] = True
