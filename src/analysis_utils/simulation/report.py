@@ -184,7 +184,7 @@ def write_report(scenarios: list[Scenario], out_root: Path,
                 "failed": [{k: f[k] for k in ("path", "replicate", "root_seed", "generator_seed")} for f in failed],
                 "methods_unavailable": estimators.unavailable(list(s.design["methods"])),
                 "truth_source": truth.get("source"), "truth_n_persons": truth.get("n_persons"),
-                "generator": {k: v for k, v in s.params.get("synthetic", {}).items() if k != "generate"}}
+                "generator_changes": _generator_changes(s)}
         summary_scenarios.append(info)
         if not len(perf):
             continue
@@ -213,6 +213,17 @@ def write_report(scenarios: list[Scenario], out_root: Path,
     (out_root / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True, default=_json_default)
                                          + "\n", encoding="utf-8")
     return summary
+
+
+def _generator_changes(s: Scenario) -> dict[str, Any]:
+    """The scenario's generator settings that differ from the study's cohort (params/default.yaml)."""
+    from analysis_utils.study.project import load_params, project_root
+
+    try:
+        base = load_params(project_root() / "params" / "default.yaml").get("synthetic", {})
+    except Exception:  # noqa: BLE001 - without the study's params every setting is shown
+        base = {}
+    return {k: v for k, v in s.params.get("synthetic", {}).items() if k != "generate" and base.get(k) != v}
 
 
 def _readable_evf(evf: pd.DataFrame) -> pd.DataFrame:

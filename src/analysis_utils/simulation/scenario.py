@@ -18,6 +18,7 @@ from analysis_utils.study.project import ParamsError, load_params, project_root,
 #: keys of the ``simulation:`` section and their defaults (params/simulation/default.yaml sets them all).
 SIMULATION_DEFAULTS: dict[str, Any] = {
     "scenario": None,                 # short name, default the file name; output folder <output_root>/simulation/<name>
+    "source": "generator",            # generator (the study's synthetic cohort) or reference (simulation/reference.py)
     "label": None,                    # one line for tables and figures
     "aim": "",                        # ADEMP aim: what the scenario shows
     "replicates": 200,                # fast-path replicates (analysis-ready data straight from the generator)
@@ -58,6 +59,10 @@ class Scenario:
 
     @property
     def exports_replicates(self) -> int:
+        """Replicates also run through the exports and cleaning path (none for the reference mechanism, which has
+        no exports)."""
+        if self.design["source"] != "generator":
+            return 0
         return min(int(self.design["exports_replicates"]), self.replicates)
 
     @property
@@ -104,6 +109,8 @@ def _check_design(design: dict[str, Any], path: Path) -> dict[str, Any]:
         raise ParamsError(f"{path}: simulation.replicates must be >= 1")
     if d["truth_n"] < 1000:
         raise ParamsError(f"{path}: simulation.truth_n must be >= 1000 (the truths come from a very large cohort)")
+    if d["source"] not in ("generator", "reference"):
+        raise ParamsError(f"{path}: simulation.source must be 'generator' or 'reference', got {d['source']!r}")
     for key in ("endpoints", "timepoints_months", "methods"):
         if not isinstance(d[key], list) or not d[key]:
             raise ParamsError(f"{path}: simulation.{key} must be a non-empty list")
@@ -136,10 +143,14 @@ def default_scenario_files(root: Path | None = None) -> list[Path]:
 
 def generator_problem(scenario: Scenario) -> str | None:
     """Why this generator version cannot simulate the scenario (e.g. a knob it does not have), or None."""
+    from analysis_utils.simulation import reference
     from analysis_utils.synthetic.config import resolve_config
 
     try:
-        resolve_config(scenario.generator_config(scenario.seed))
+        if scenario.design["source"] == "reference":
+            reference.config(scenario.params)
+        else:
+            resolve_config(scenario.generator_config(scenario.seed))
     except ValueError as exc:
         return str(exc)
     return None

@@ -100,6 +100,14 @@ def generate(scenario: Scenario, seed: int, path: str = "fast",
     """One replicate's analysis-ready frame and its facts, from the generator with ``seed``."""
     if path not in PATHS:
         raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+    if scenario.design["source"] == "reference":
+        if path != "fast":
+            raise ValueError("the reference mechanism has no exports path")
+        from analysis_utils.simulation import reference
+
+        frame = reference.generate(scenario.params, seed)
+        return frame, {"n": int(len(frame)), "n_treated": int((frame["arm"] == ARM_HAIC).sum()),
+                       "os_events": int(frame["os_event"].sum())}
     cfg = scenario.generator_config(seed)
     if path == "fast":
         persons, centres, _ = generator_stages(cfg)

@@ -101,7 +101,7 @@ def interim_truth(scenario: Scenario, timepoints: list[float], tau: float) -> di
     potential-outcome truths): eligible persons as in ``sources.fast_frame``; treated = received HAIC; e = the
     generator's propensity of being intended for HAIC (equal to the propensity of HAIC where no intended patient
     dies before a HAIC date after time zero)."""
-    seed = int(np.random.SeedSequence(scenario.seed, spawn_key=(TRUTH_SPAWN_KEY,)).generate_state(1)[0])
+    seed = truth_seed(scenario)
     cfg = scenario.generator_config(seed, n_records=int(scenario.design["truth_n"]))
     persons, _, model = generator_stages(cfg)
     p = persons[persons["exclusion_criterion"] == "none"]
@@ -118,6 +118,22 @@ def interim_truth(scenario: Scenario, timepoints: list[float], tau: float) -> di
             "source": "interim: generator stages (population, treatment, outcomes, exclusions) on a large cohort"}
 
 
+def truth_seed(scenario: Scenario) -> int:
+    """Seed of the truth cohort: its own spawn key, never a replicate's."""
+    return int(np.random.SeedSequence(scenario.seed, spawn_key=(TRUTH_SPAWN_KEY,)).generate_state(1)[0])
+
+
+def reference_truth(scenario: Scenario, timepoints: list[float], tau: float) -> dict[str, Any]:
+    """Truths of the reference mechanism (``simulation/reference.py``) from ``truth_n`` persons."""
+    from analysis_utils.simulation import reference
+
+    seed = truth_seed(scenario)
+    d = reference.truth_inputs(scenario.params, seed, int(scenario.design["truth_n"]))
+    values = po_truths(d["po"], d["censor"], d["treated"], d["ps"], timepoints, tau, d["conditional"])
+    return {"values": values, "n_persons": d["n_persons"], "n_treated": d["n_treated"], "seed": seed,
+            "source": "reference mechanism (simulation/reference.py) on a large cohort"}
+
+
 def scenario_truth(scenario: Scenario, cache_dir: Path | None = None) -> dict[str, Any]:
     """The scenario's truths (``{"values": {estimand: value}, ...}``), read from ``<cache_dir>/truth.json`` when
     it was computed for the same scenario fingerprint, else computed (and written there)."""
@@ -128,7 +144,11 @@ def scenario_truth(scenario: Scenario, cache_dir: Path | None = None) -> dict[st
         if cached.get("fingerprint") == fp:
             return cached
     timepoints = [float(t) for t in scenario.design["timepoints_months"]]
-    truth = interim_truth(scenario, timepoints, float(scenario.design["rmst_tau_months"]))
+    tau = float(scenario.design["rmst_tau_months"])
+    if scenario.design["source"] == "reference":
+        truth = reference_truth(scenario, timepoints, tau)
+    else:
+        truth = interim_truth(scenario, timepoints, tau)
     truth = {"scenario": scenario.name, "fingerprint": fp, **truth}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

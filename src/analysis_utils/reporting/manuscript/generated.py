@@ -19,6 +19,7 @@ import yaml
 from analysis_utils.reporting import tables
 from analysis_utils.reporting.manuscript.layout import GENERATED_DIR, QUARTO_CONFIG, VARIABLES_FILE
 from analysis_utils.reporting.manuscript.variables import variables_report
+from analysis_utils.reporting.manuscript.variables_simulation import write_section
 
 REDACTED_PARAMS = ("pseudonym_key",)  # never published: with it, study IDs could be recomputed from MRNs
 
@@ -106,6 +107,7 @@ def prepare(out_dir: str | Path, root: str | Path | None = None) -> Prepared:
         _copy(f, gen / "tables" / f.name)
         copied["tables"].append(f.name)
     copied["tables"] += _write_run_files(manifest, gen / "run")
+    copied["tables"] += write_section(out, gen)  # supplement: the simulation (or that none was run)
     return Prepared(var_file, gen, copied["notebooks"], copied["figures"], copied["tables"], missing,
                     _count_values(variables))
 
