@@ -259,7 +259,7 @@ def _run_on_dask(jobs: list[tuple[str, bool]], workers: int, scheduler: str | No
     from dask.distributed import Client, LocalCluster
 
     cluster = None if scheduler else LocalCluster(n_workers=max(1, int(workers)), threads_per_worker=1,
-                                                   processes=True, dashboard_address=None)
+                                                   processes=True, dashboard_address=":0")
     client = Client(scheduler or cluster)
     try:
         futures = client.map(_run_one, jobs, pure=False)

@@ -21,6 +21,7 @@ import json
 import os
 import time
 import traceback
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -199,7 +200,7 @@ def open_client(workers: int | None = None, scheduler: str | None = None) -> tup
     if scheduler:
         return Client(scheduler), None
     n = int(workers or os.cpu_count() or 1)
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
     return Client(cluster), cluster
 
 
@@ -234,9 +235,9 @@ def run_simulation(scenarios: list[Scenario], out_root: Path, *, workers: int | 
     t0 = time.perf_counter()
     counts = {s.name: 0 for s in scenarios}
     try:
-        truth_futures = [client.submit(_truth_task, s, str(stores[s.name].folder), pure=False, key=f"truth-{s.name}")
-                         for s in scenarios]
-        by_key = {f"{t.scenario.name}-{t.path}-r{t.replicate:05d}": t for t in tasks}
+        truth_futures = [client.submit(_truth_task, s, str(stores[s.name].folder), pure=False) for s in scenarios]
+        run_id = uuid.uuid4().hex[:8]   # keys unique per run: a cluster never hands back an earlier run's result
+        by_key = {f"{t.scenario.name}-{t.path}-r{t.replicate:05d}-{run_id}": t for t in tasks}
         futures = client.map(_execute, tasks, pure=False, key=list(by_key)) if tasks else []
         bar = _progress(len(futures), progress)
         for fut in as_completed(futures):

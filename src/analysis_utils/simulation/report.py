@@ -119,7 +119,7 @@ def scenario_figure(perf: pd.DataFrame, estimates: pd.DataFrame, title: str) -> 
             x = x[np.isfinite(x)].to_numpy()
             pr = p[(p["method"] == m) & (p["endpoint"] == ep) & (p["quantity"] == q)]
             if x.size:
-                ax.boxplot(x, positions=[y], vert=False, widths=0.5, showfliers=False,
+                ax.boxplot(x, positions=[y], orientation="horizontal", widths=0.5, showfliers=False,
                            medianprops={"color": "#555555"}, boxprops={"color": "#888888"},
                            whiskerprops={"color": "#888888"}, capprops={"color": "#888888"})
                 jitter = (np.random.default_rng(row * 100 + y).random(x.size) - 0.5) * 0.3
