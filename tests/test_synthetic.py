@@ -203,8 +203,8 @@ def test_describe_lists_assumptions_and_source() -> None:
     text = describe()
     assert "docs/methods/synthetic-cohort.md" in text and "immortal time" in text.lower() and "ASSUMPTION" in text
     # every stage module contributes its docstring
-    for stage in ("config", "dgm", "population", "timing", "outcomes", "exclusions", "schedule",
-                  "missingness", "cohort", "estimands", "treatment", "events", "imaging", "labs",
+    for stage in ("config", "scenarios", "dgm", "population", "timing", "outcomes", "exclusions", "schedule",
+                  "missingness", "cohort", "estimands", "analysis_ready", "treatment", "events", "imaging", "labs",
                   "records", "exports", "defects", "xlsx", "legacy", "calibration", "truth"):
         assert f"analysis_utils.synthetic.{stage}\n" in text, stage
 
