@@ -226,7 +226,7 @@ def format_centres(contract: dict, centres: list[Centre], rec: pd.DataFrame, p: 
 
 
 def _canonical_tables(p: pd.DataFrame, rec: pd.DataFrame, ev: Events) -> dict[str, pd.DataFrame]:
-    """Event tables keyed by person (days from index); records pick their person's rows later."""
+    """Event tables keyed by person (days from T0); records pick their person's rows later."""
     haic = pd.DataFrame(ev.haic, columns=["person_id", "cycle_number", "day", "regimen"])
     courses = pd.DataFrame(ev.courses, columns=["person_id", "agent", "drug_class", "start_day", "stop_day", "cycles"])
     img = pd.DataFrame(ev.imaging)

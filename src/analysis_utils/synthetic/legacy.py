@@ -10,7 +10,8 @@ no_combination (no TKI/anti-VEGF and PD-(L)1 first doses within 30 days of each 
 HAIC more than 90 days from the index date), no_cycle_after_haic (no course of each class still running after the
 first HAIC), no_measurable_intrahepatic (the baseline scan, the last scan in the 42 days up to the index date or else
 the first in the 7 days after it, shows no liver lesion of >= 10 mm, or no scan follows it) and invalid_follow_up
-(death or last contact on or before the index date).
+(death or last contact on or before the index date). The truth BOR under the same legacy baseline rule is computed in
+imaging.py (legacy_baseline) and written as `bor_recist` / `bor_mrecist` beside the T0 ones (`bor_*_t0`).
 """
 from __future__ import annotations
 
