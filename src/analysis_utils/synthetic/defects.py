@@ -1,8 +1,9 @@
 """Defects stage: the messiness injected into the centre files, and its log (ground_truth/defects.csv).
 
-Messiness (cal. data quality; rates ASSUMPTION; DEFECT_TYPES lists the kinds): missing values (PIVKA-II 25-70 % by
-centre, ECOG 6.5 %, AFP 3.5 %, Vp/Cheng 12 % of MVI, ascites/encephalopathy 7 %, 1-3 % background; all scaled by
-missing_rate / 0.05; ~4 % of patients-table cells overall), missing units, out-of-range typos (Binomial(rows,
+Messiness (cal. data quality; rates ASSUMPTION; DEFECT_TYPES lists the kinds): missing values (patients table: the
+core's per-person blanks of missingness.py, MCAR, MAR or MNAR: PIVKA-II 25-70 % by centre, ECOG 6.5 %, AFP 3.5 %,
+Vp/Cheng 12 % of MVI, ascites/encephalopathy 7 %, 1-3 % background; other tables MCAR at the rates below; all
+scaled by missing_rate / 0.05; ~4 % of patients-table cells overall), missing units, out-of-range typos (Binomial(rows,
 typo_rate) per kind and centre, at least one of each kind in C01), unknown labels (typo_rate / 2), referral
 duplicates (same national_id/name/birth_date, new MRN at another centre, half with AFP/albumin re-measured, all
 tables copied; records.py), 1-2 exact duplicate rows in 1-2 files per centre, 3 % inconsistent recorded BCLC
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis_utils.synthetic.exports import Table, one_date
+from analysis_utils.synthetic.missingness import PATIENT_MISSING_RATES, base_rates
 from analysis_utils.synthetic.population import Centre
 
 DEFECT_TYPES: dict[str, str] = {
@@ -26,8 +28,8 @@ DEFECT_TYPES: dict[str, str] = {
     "negative_value": "a diameter written with a minus sign",
     "out_of_range_category": "an integer outside its allowed set (ECOG 7, AE grade 0 or 6)",
     "future_birth_date": "birth_date after the export date (age would be negative)",
-    "death_before_index": "death_date before the first systemic dose",
-    "onset_before_treatment": "AE onset_date before the first systemic dose",
+    "death_before_index": "death_date before T0 (the first treatment component)",
+    "onset_before_treatment": "AE onset_date before T0 (the first treatment component)",
     "unknown_label": "a category label that is neither allowed nor a contract synonym (sex 'U', 'lenvatinb', ...)",
     "bclc_inconsistent": "recorded BCLC stage differs from the BCLC 2022 derivation (original_value = derived)",
     "site_bor_discordant": "site-recorded BOR differs from the truth BOR (original_value = truth)",
@@ -39,15 +41,7 @@ DEFECT_TYPES: dict[str, str] = {
 }
 
 
-_MISSING_RATES = {  # (table, column): base rate at missing_rate = 0.05 (cal. data quality)
-    ("patients", "pivka_ii"): None,          # per centre (centre.pivka_missing)
-    ("patients", "ecog"): 0.065, ("patients", "afp"): 0.035, ("patients", "mvi_grade"): 0.12,
-    ("patients", "ascites"): 0.07, ("patients", "encephalopathy"): 0.07,
-    ("patients", "diagnosis_date"): 0.02, ("patients", "diagnosis_basis"): 0.02,
-    ("patients", "histology_subtype"): 0.02, ("patients", "etiology"): 0.02, ("patients", "inr"): 0.03,
-    ("patients", "tumour_number"): 0.02, ("patients", "max_tumour_size"): 0.02,
-    ("patients", "prior_local_therapy"): 0.02, ("patients", "prior_systemic_therapy"): 0.02,
-    ("patients", "bclc_stage"): 0.02, ("patients", "ehs"): 0.02, ("patients", "mvi"): 0.01,
+_MISSING_RATES = {  # (table, column): base rate at missing_rate = 0.05 (cal. data quality); patients: missingness.py
     ("tumour_assessments", "arterial_enhancement"): 0.02, ("tumour_assessments", "nontarget_status"): 0.03,
     ("tumour_assessments", "ld_mm"): 0.005,
     ("adverse_events", "attribution"): 0.10, ("adverse_events", "serious"): 0.05,
@@ -62,16 +56,17 @@ _UNKNOWN_LABELS = (("patients", "sex", "U"), ("patients", "etiology", "autoimmun
 
 
 def inject_defects(cfg: dict, centres: list[Centre], files: dict[str, dict[str, Table]], rec: pd.DataFrame,
-                   rng: np.random.Generator) -> pd.DataFrame:
+                   masks: dict[str, np.ndarray], rng: np.random.Generator) -> pd.DataFrame:
     """Inject every centre's defects into its tables (in place) and return the defect log, one row per defect
-    with its final 1-based data row: center_id, file, row, column, defect, original_value, written_value."""
+    with its final 1-based data row: center_id, file, row, column, defect, original_value, written_value.
+    `masks`: the core's blank patients-table cells per field and person (missingness.missing_masks)."""
     src_label = {int(r): f"{c}:{m}" for r, c, m in zip(rec["record_id"], rec["center_id"], rec["mrn"])}
     scale = cfg["missing_rate"] / 0.05
     all_defects = []
     for ci, centre in enumerate(centres):
         tables = files[centre.center_id]
         rec_c = rec[rec["centre_idx"] == ci]
-        _inject_centre(cfg, centre, tables, rec_c, src_label, scale, rng)
+        _inject_centre(cfg, centre, tables, rec_c, src_label, scale, masks, rng)
         for tname, t in tables.items():
             pos = {k: i + 1 for i, k in enumerate(t.out.index)}
             for d in t.defects:
@@ -83,11 +78,13 @@ def inject_defects(cfg: dict, centres: list[Centre], files: dict[str, dict[str, 
 
 
 def _inject_centre(cfg: dict, centre: Centre, tables: dict[str, Table], rec_c: pd.DataFrame,
-                   src_label: dict[int, str], scale: float, rng: np.random.Generator) -> None:
+                   src_label: dict[int, str], scale: float, masks: dict[str, np.ndarray],
+                   rng: np.random.Generator) -> None:
     """All cell-level defects of one centre, in a fixed order (a cell gets at most one defect)."""
     _inject_site_bor(tables["patients"], rng, 0.06 if cfg["typo_rate"] > 0 else 0.0)
     _inject_duplicate_patient_marks(tables["patients"], rec_c, src_label)
     if scale > 0:
+        _inject_patient_missing(cfg, centre, tables["patients"], rec_c, masks, rng)
         _inject_single_criterion(centre, tables["tumour_assessments"], scale, rng)
     if cfg["typo_rate"] > 0:
         first = centre.center_id == "C01"
@@ -215,17 +212,33 @@ def _inject_unknown_labels(rate: float, tables: dict[str, Table], rng: np.random
             t.set(k, col, label, "unknown_label")
 
 
+def _inject_patient_missing(cfg: dict, centre: Centre, t: Table, rec_c: pd.DataFrame,
+                            masks: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+    """Patients table: a person's first record is blanked where the core's mask says so (missingness.py); a
+    referral-duplicate record gets its own MCAR blanks at the base rates."""
+    if t.out.empty:
+        return
+    pid = t.meta["person_id"].to_numpy(int)
+    dup = np.isin(t.meta["record_id"].to_numpy(int), rec_c.loc[rec_c["duplicate_of_record"] >= 0, "record_id"])
+    this_centre = np.zeros(len(t.out), int)
+    for col in PATIENT_MISSING_RATES:
+        if col not in t.out.columns:
+            continue
+        blank = np.where(dup, rng.random(len(t.out)) < base_rates(cfg, [centre], this_centre, col), masks[col][pid])
+        if col == "mvi_grade":
+            blank &= t.meta["mvi"].to_numpy().astype(bool)
+        for k in t.out.index[blank & (t.out[col] != "").to_numpy()]:
+            t.set(k, col, "", "missing")
+
+
 def _inject_missing(centre: Centre, tables: dict[str, Table], scale: float, rng: np.random.Generator) -> None:
-    """Missing values concentrated per cal. data quality, scaled by missing_rate / 0.05; plus a few missing units."""
+    """Missing values of the other tables (MCAR, cal. data quality, scaled by missing_rate / 0.05); plus a few
+    missing units."""
     for (tname, col), base in _MISSING_RATES.items():
         t = tables[tname]
         if t.out.empty or col not in t.out.columns:
             continue
-        rate = centre.pivka_missing if base is None else base
-        rate = min(0.95, rate * scale)
-        mask = rng.random(len(t.out)) < rate
-        if tname == "patients" and col == "mvi_grade":
-            mask &= t.meta["mvi"].to_numpy().astype(bool)
+        mask = rng.random(len(t.out)) < min(0.95, base * scale)
         for k in t.out.index[mask & (t.out[col] != "").to_numpy()]:
             t.set(k, col, "", "missing")
     unit_cols = (("patients", "total_bilirubin_unit"), ("patients", "albumin_unit"), ("labs", "unit"),

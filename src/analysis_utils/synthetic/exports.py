@@ -226,7 +226,7 @@ def format_centres(contract: dict, centres: list[Centre], rec: pd.DataFrame, p: 
 
 
 def _canonical_tables(p: pd.DataFrame, rec: pd.DataFrame, ev: Events) -> dict[str, pd.DataFrame]:
-    """Event tables keyed by person (days from index); records pick their person's rows later."""
+    """Event tables keyed by person (days from T0); records pick their person's rows later."""
     haic = pd.DataFrame(ev.haic, columns=["person_id", "cycle_number", "day", "regimen"])
     courses = pd.DataFrame(ev.courses, columns=["person_id", "agent", "drug_class", "start_day", "stop_day", "cycles"])
     img = pd.DataFrame(ev.imaging)
@@ -297,8 +297,8 @@ def _fmt_patients(centre: Centre, lab: _Labeller, rec_c: pd.DataFrame, p: pd.Dat
     out["prior_local_therapy"] = lab.write("patients", "prior_local_therapy", df["prior_local_therapy"])
     out["prior_systemic_therapy"] = lab.write("patients", "prior_systemic_therapy", df["prior_systemic_therapy"])
     if centre.records_site_bor:
-        out["site_bor_recist"] = df["bor_recist"].to_numpy()
-        out["site_bor_mrecist"] = df["bor_mrecist"].to_numpy()
+        out["site_bor_recist"] = df["bor_recist_t0"].to_numpy()
+        out["site_bor_mrecist"] = df["bor_mrecist_t0"].to_numpy()
     out = pd.DataFrame(out)
     meta = df[["record_id", "person_id", "mrn", "bclc_inconsistent", "bclc_derived", "bclc_recorded", "mvi",
                "index_date", "dead", "birth_date"]].copy()

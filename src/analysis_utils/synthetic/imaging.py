@@ -8,9 +8,8 @@ non-target disease gone). Depth is reached at 1.8-4 months along 1 + d * (t/t_d)
 (capped 5 %) with a running minimum, so no spurious progression; non-CR lesions keep >= 5 mm (RECIST 1.1 default
 size of a lesion too small to measure).
 
-Scans: baseline 0-28 days before index; first scan at 42 +- 7 days (never skipped), then every 42 +- 7 days in
-year 1 and every 63-84 days after; 8 % of later visits missing, 7 % off-schedule by 8-14 days (cal. efficacy
-imaging interval and cal. data quality); stops at the first progression visit (inclusive), death or last contact.
+Scan days come from the core (schedule.imaging_days: a baseline scan 0-28 days before T0, follow-up scans by current
+HAIC status, stopping at the progression visit, death or last contact). Depth is reached 1.8-4 months after T0.
 Progression is shown at the first visit after the latent progression time by a new lesion (60 %, forced when the
 viable nadir is 0: liver, typical enhancement, 10-30 mm) or by growth of every measured lesion by
 g = max(U(1.3, 1.6), 1 + 7 mm / largest-lesion nadir) (RECIST: >= 20 % and >= 5 mm; mRECIST: >= 20 % of viable).
@@ -29,20 +28,6 @@ import numpy as np
 
 from analysis_utils.synthetic.config import DAYS_PER_MONTH, TRUTH_MIN_SD_DAYS
 from analysis_utils.synthetic.population import Centre
-
-
-def _visit_days(first_scan: int, end_day: int, rng: np.random.Generator) -> np.ndarray:
-    """Scans: first at `first_scan` (42 +- 7 d, never skipped), then every 42 +- 7 days in year 1 and every
-    63-84 days after; 8 % of later visits missing, 7 % off-schedule by 8-14 days."""
-    year1 = np.arange(84, 366, 42)
-    later = year1[-1] + np.cumsum(rng.integers(63, 85, 16))          # covers > 4 years of follow-up
-    planned = np.concatenate([year1, later])
-    days = planned + rng.integers(-7, 8, len(planned))
-    u = rng.random(len(days))
-    off = rng.integers(8, 15, len(days)) * rng.choice([-1, 1], len(days))
-    days = np.where((u >= 0.08) & (u < 0.15), days + off, days)
-    days = np.unique(np.concatenate([[first_scan], days[(u >= 0.08) & (days > first_scan + 14)]]))
-    return days[(days > 0) & (days < end_day)]
 
 
 def _ratio(t_m: np.ndarray, depth: float, t_depth: float) -> np.ndarray:
@@ -141,18 +126,14 @@ def _depths(cat_r: str, cat_m: str, rng: np.random.Generator) -> tuple[float, fl
     return d_r, float(np.clip(d_r - rng.uniform(0.0, 0.04), -0.26, 0.14))
 
 
-def person_imaging(row: Any, centre: Centre, rng: np.random.Generator, out: list[dict]) -> dict:
-    """Lesion-level scans consistent with the latent response and progression under RECIST 1.1 and mRECIST."""
+def person_imaging(row: Any, centre: Centre, days: np.ndarray, base_day: int, legacy_index: float,
+                   rng: np.random.Generator, out: list[dict]) -> dict:
+    """Lesion-level scans on the core's scan days (the last one is the progression visit when
+    row.progression_visit_day is set), consistent with the latent response and progression under RECIST 1.1 and
+    mRECIST. Returns the truth BOR per criterion from the T0 baseline scan (`bor_<c>_t0`) and from the baseline
+    that the legacy rules pick around `legacy_index` (the combination start; `bor_<c>`, see legacy_baseline)."""
     lesions = _person_lesions(row, rng)
-    base_day = -int(rng.integers(0, 29))
-    end = int(row.end_day)
-    days = _visit_days(int(row.first_scan_day), end, rng)
-    if "no_post_baseline_imaging" in row.exclusion_criteria_built.split(";"):
-        days = days[:0]
-    pd_idx = np.flatnonzero(days >= row.prog_day)
-    pd_visit = int(pd_idx[0]) if len(pd_idx) else None
-    if pd_visit is not None:
-        days = days[: pd_visit + 1]
+    pd_visit = len(days) - 1 if np.isfinite(row.progression_visit_day) else None
     t = days / DAYS_PER_MONTH
     d_r, d_m = _depths(row.latent_response_recist, row.latent_response_mrecist, rng)
     t_d = rng.uniform(1.8, 4.0)
@@ -270,11 +251,48 @@ def person_imaging(row: Any, centre: Centre, rng: np.random.Generator, out: list
                             "arterial_enhancement": "yes" if les["organ"] == "liver" else None,
                             "nontarget_status": None, "cytology_confirmed": None})
 
-    bor = {crit: _truth_bor(lesions, series, days, pd_visit, crit) for crit in ("recist", "mrecist")}
-    return {"bor_recist": bor["recist"], "bor_mrecist": bor["mrecist"],
-            "progression_visit_day": float(days[pd_visit]) if pd_visit is not None else np.nan,
-            "progression_mode": mode, "depth_ld": round(d_r, 3), "depth_viable": round(d_m, 3),
-            "n_post_baseline_scans": nv}
+    res = {"progression_mode": mode, "depth_ld": round(d_r, 3), "depth_viable": round(d_m, 3)}
+    b = legacy_baseline(base_day, days, legacy_index)
+    for crit in ("recist", "mrecist"):
+        res[f"bor_{crit}_t0"] = _truth_bor(lesions, series, days, pd_visit, crit)
+        if b is None:
+            res[f"bor_{crit}"] = "NE"
+        else:
+            les_b, ser_b, days_b, pd_b = _rebase(lesions, series, days, pd_visit, b)
+            res[f"bor_{crit}"] = _truth_bor(les_b, ser_b, days_b - legacy_index, pd_b, crit)
+    return res
+
+
+def legacy_baseline(base_day: int, days: np.ndarray, index: float) -> int | None:
+    """The scan the legacy rules take as baseline for an index day: the last scan in [index - 42, index], else the
+    first in (index, index + 7] (docs/methods/recist-mrecist.md); -1 = the T0 baseline scan, k = follow-up scan k,
+    None = none (or no index)."""
+    if not np.isfinite(index):
+        return None
+    scans = np.concatenate([[base_day], days])
+    before = np.flatnonzero((scans >= index - 42) & (scans <= index))
+    if len(before):
+        return int(before[-1]) - 1
+    after = np.flatnonzero((scans > index) & (scans <= index + 7))
+    return int(after[0]) - 1 if len(after) else None
+
+
+def _rebase(lesions: list[dict], series: list[dict], days: np.ndarray, pd_visit: int | None, b: int
+            ) -> tuple[list[dict], list[dict], np.ndarray, int | None]:
+    """Lesions, series, scan days and progression visit re-expressed with follow-up scan `b` as the baseline
+    (b = -1: unchanged)."""
+    if b < 0:
+        return lesions, series, days, pd_visit
+    new_lesions, new_series = [], []
+    for les, ser in zip(lesions, series):
+        les2 = dict(les)
+        for key, base_key in (("ld", "ld0"), ("v", "v0"), ("sa", "sa0")):
+            if ser[key] is not None and les[base_key] is not None:
+                les2[base_key] = float(ser[key][b])
+        new_lesions.append(les2)
+        new_series.append({k: (None if v is None else v[b + 1:]) for k, v in ser.items()})
+    pd_b = None if pd_visit is None or pd_visit <= b else pd_visit - b - 1
+    return new_lesions, new_series, days[b + 1:], pd_b
 
 
 def _truth_bor(lesions: list[dict], series: list[dict], days: np.ndarray, pd_visit: int | None,

@@ -1,7 +1,8 @@
 """Labs stage: every person's lab schedule and values, and the CTCAE 5.0 grading of lab values.
 
-Labs (cal. safety): baseline 0-7 days before index, every 21 +- 3 days to 6 months, then every 42 +- 5 days to
-24 months; HAIC persons also the day before and 5-12 days after each cycle. Log-scale model LAB_MODEL: baseline +
+Labs (cal. safety): baseline 0-7 days before T0, every 21 +- 3 days to 6 months, then every 42 +- 5 days to
+24 months; persons on HAIC also the day before and 5-12 days after each cycle (`labs_around_haic`, default true: HAIC
+patients are sampled more often, the detection bias of issue 14; false: the same schedule for everyone). Log-scale model LAB_MODEL: baseline +
 disease course (AFP falls with response, rises after progression; capped post-progression drifts) + toxicity
 (per-cycle HAIC nadirs for platelets/neutrophils/WBC and transaminase spikes, cumulative oxaliplatin platelet loss,
 immune hepatitis episodes 6 %, bleeding episodes 2.5 %) + noise; per-person sensitivity log-normal. The baselines
@@ -23,13 +24,14 @@ import pandas as pd
 from analysis_utils.synthetic.config import DAYS_PER_MONTH
 
 
-def _lab_days(row: Any, haic_days: list[int], rng: np.random.Generator) -> np.ndarray:
-    """Baseline 0-7 d before index; q21 +- 3 d to 6 months; q42 +- 5 d to 24 months; around HAIC cycles."""
+def _lab_days(row: Any, haic_days: list[int], rng: np.random.Generator, around_haic: bool) -> np.ndarray:
+    """Baseline 0-7 d before T0; q21 +- 3 d to 6 months; q42 +- 5 d to 24 months; around HAIC cycles."""
     base = -int(rng.integers(0, 8))
     q21 = 21 * np.arange(1, 10) + rng.integers(-3, 4, 9)              # days 21 .. 189
     q42 = 189 + 42 * np.arange(1, 14) + rng.integers(-5, 6, 13)       # days 231 .. 735
     h = np.asarray(haic_days, int)
-    around = np.concatenate([h[h > 0] - 1, h + rng.integers(5, 13, len(h))])
+    after = h + rng.integers(5, 13, len(h))
+    around = np.concatenate([h[h > 0] - 1, after]) if around_haic else np.zeros(0, int)
     d = np.unique(np.concatenate([[base], q21, q42, around]))
     keep = ((d > 0) | (d == base)) & (d < min(int(row.end_day), 730))
     return d[keep]
@@ -56,12 +58,12 @@ LAB_MODEL: dict[str, dict[str, Any]] = {
 }
 
 
-def simulate_labs(p: pd.DataFrame, haic_days: list[list[int]], rng: np.random.Generator
-                   ) -> dict[str, np.ndarray]:
+def simulate_labs(p: pd.DataFrame, haic_days: list[list[int]], rng: np.random.Generator, around_haic: bool = True
+                  ) -> dict[str, np.ndarray]:
     """Canonical-unit lab values for all persons (rows sorted by person, then day): log value = baseline +
     LAB_MODEL effects + noise; AFP also falls with the depth of the latent mRECIST response. Each person's
     first draw is the baseline value of the patients table."""
-    sched = [_lab_days(row, hd, rng) for row, hd in zip(p.itertuples(index=False), haic_days)]
+    sched = [_lab_days(row, hd, rng, around_haic) for row, hd in zip(p.itertuples(index=False), haic_days)]
     n_draws = np.array([len(x) for x in sched])
     pid = np.repeat(p["person_id"].to_numpy(), n_draws)
     d = np.concatenate(sched).astype(float)

@@ -1,36 +1,46 @@
-"""Outcomes stage: latent death and progression times, the realised arm, censoring and the latent response.
+"""Outcomes stage: natural treatment timing, latent death and progression times, censoring and the latent response.
 
-Survival (cal. efficacy): Weibull proportional hazards, H(t) = (t / scale)^shape * exp(eta), eta = OS_COEF . x (age,
-ECOG, ALBI, Vp1-3/Vp4, EHS, log10 AFP, size, multinodular). HAIC multiplies the hazard by true_hr_os from the first
-HAIC on (time-varying when HAIC is after index). The baseline scale is solved by bisection so that the
-COUNTERFACTUAL median OS (every person alive at the first scan, all under TKIs-P) equals median_os_control_months;
-under HR 0.62 the counterfactual HAIC median is then ~17-18 months (cal. efficacy: 12 vs 17 months). The observed
-arms are further apart (confounding, immortal time): that is the bias the pipeline must remove. Latent
-progression: same construction with PFS_COEF and true_hr_pfs, scale solved so the counterfactual median of
-min(progression, death) is median_pfs_control_months. Truth keeps both counterfactual times per person. Death and
-progression are linked by a Gaussian copula (COPULA_RHO = 0.65). With a Weibull shape of 1.1 few progress before
-the first scan: derived DCR ~90 % (triple) and ~83 % (doublet) against cal. efficacy 88 / 72 % (a lower doublet
-DCR would need a shape < 1). IMMORTAL TIME: a person intended for HAIC after index who dies or progresses (latent)
-before the planned HAIC date never receives HAIC and is in the TKIs-P arm (truth: immortal_time_switch).
-Censoring: administrative at data_cutoff (last contact 0-45 days before), plus loss to follow-up for
-`loss_to_follow_up` of persons, at a uniform 1-24 months while alive.
+Survival (cal. efficacy): Weibull proportional hazards from T0, H(t) = (t / scale)^shape * exp(eta), with
+eta = OS_COEF . x + the centre's outcome effect (age, ECOG, ALBI, Vp1-3/Vp4, EHS, log10 AFP, size, multinodular;
+centre_outcome_sd). HAIC multiplies the hazard by true_hr_os from the day it starts on: the hazard depends on the
+CURRENT HAIC status only (Markov in HAIC), so each person's time under any HAIC start day s follows from one latent
+Exp(1) draw by inverting the cumulative hazard (weibull_time_with_switch), and the potential outcomes under every
+treatment strategy of the truth (estimands.py) are exact. The baseline scales are fixed per mechanism (dgm.py): the
+OS scale so that the median OS under never-HAIC of the calibration cohort is median_os_control_months (12), the
+progression scale so that the median of min(progression, death) under never-HAIC is median_pfs_control_months (6).
+With HR 0.62 the always-HAIC median is ~17-18 months (cal. efficacy: 12 vs 17). Latent progression: same
+construction with PFS_COEF and true_hr_pfs. Death and progression are linked by a Gaussian copula (COPULA_RHO = 0.65).
+
+Treatment actually received (timing.py): the natural HAIC day H is received if the person is alive and under
+follow-up on day H (HAIC on day 0 always is: it defines T0); otherwise the person is recorded without HAIC
+(immortal_time_switch in the truth). The systemic start of a HAIC-first person is received if before death or loss.
+
+Censoring: administrative at data_cutoff (last contact 0-45 days before), and loss to follow-up: a random share of
+persons (solved per mechanism so that about `loss_to_follow_up` of persons are lost) has a loss day uniform on 31-730
+days after T0 and is lost if alive and not administratively censored by then; independent of covariates and
+outcomes (non-informative).
 
 Response (cal. efficacy): latent score R = 0.75 * W + RESPONSE_COEF . x + 0.55 * noise, W the normal score of the
-progression copula (responders live longer). Per realised arm the top quantiles of R are the latent categories
-(nested: RECIST CR within mRECIST CR within RECIST responders within mRECIST responders; LATENT_RESPONSE_RATES).
-imaging.py turns the categories into lesion measurements.
+progression copula (responders live longer). Persons who receive HAIC before their latent progression form the
+HAIC response group; within each group the top quantiles of R are the latent categories (nested: RECIST CR within
+mRECIST CR within RECIST responders within mRECIST responders; LATENT_RESPONSE_RATES). imaging.py turns the
+categories into lesion measurements.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
+from scipy.special import log_ndtr
 
 from analysis_utils.synthetic.config import (ARM_DOUBLET, ARM_TRIPLE, COPULA_RHO, DAYS_PER_MONTH,
                                              LATENT_RESPONSE_RATES, OS_COEF, PFS_COEF, RESPONSE_COEF)
 from analysis_utils.synthetic.population import Centre, day_diff, index_days
-from analysis_utils.synthetic.treatment import assign_haic, bisect, linear_predictor, model_features
+from analysis_utils.synthetic.timing import (HaicProcess, expit, haic_linear_predictor, linear_predictor,
+                                             model_features, sample_haic_day, systemic_delay)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -49,6 +59,8 @@ def weibull_time_with_switch(e: np.ndarray, eta: np.ndarray, scale: float, shape
         h_s = np.where(np.isinf(s), np.inf, (np.maximum(s, 0.0) / scale) ** shape)
         t_untreated = scale * base ** (1.0 / shape)
         t_treated = scale * (h_s + (base - h_s) / hr) ** (1.0 / shape)
+    if hr == 1.0:       # no effect: exactly the untreated time (the null scenario's potential outcomes are equal)
+        return t_untreated
     return np.where(base <= h_s, t_untreated, t_treated)
 
 
@@ -57,121 +69,135 @@ def weibull_median(scale: float, shape: float) -> float:
     return scale * math.log(2.0) ** (1.0 / shape)
 
 
-def _normal_sf(z: np.ndarray) -> np.ndarray:
-    """Standard normal survival function 0.5 erfc(z / sqrt 2) (math.erfc; avoids importing scipy.stats)."""
-    return np.array([0.5 * math.erfc(v / math.sqrt(2.0)) for v in np.asarray(z, float)])
+@dataclass
+class Latent:
+    """A cohort's latent outcome ingredients: Exp(1) draws of death and progression (Gaussian copula), the normal
+    score of progression, and the linear predictors (covariates + centre effect)."""
+    e_os: np.ndarray
+    e_pfs: np.ndarray
+    w_pfs: np.ndarray
+    eta_os: np.ndarray
+    eta_pfs: np.ndarray
+
+
+def latent_draws(x: dict[str, np.ndarray], centre_effect: np.ndarray, rng: np.random.Generator) -> Latent:
+    """Copula draws (rho = COPULA_RHO; larger normal score -> longer time) and the linear predictors."""
+    n = len(centre_effect)
+    z1, z2 = rng.normal(size=n), rng.normal(size=n)
+    w_os = COPULA_RHO * z1 + math.sqrt(1 - COPULA_RHO ** 2) * z2
+    return Latent(e_os=-log_ndtr(-w_os), e_pfs=-log_ndtr(-z1), w_pfs=z1,
+                  eta_os=linear_predictor(x, OS_COEF) + centre_effect,
+                  eta_pfs=linear_predictor(x, PFS_COEF) + centre_effect)
+
+
+def potential_months(cfg: dict, lat: Latent, scales: tuple[float, float], switch_days: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Latent (death, progression) times in months from T0 when HAIC starts on `switch_days` (inf = never)."""
+    sw = np.asarray(switch_days, float) / DAYS_PER_MONTH
+    return (weibull_time_with_switch(lat.e_os, lat.eta_os, scales[0], cfg["weibull_shape_os"], cfg["true_hr_os"], sw),
+            weibull_time_with_switch(lat.e_pfs, lat.eta_pfs, scales[1], cfg["weibull_shape_pfs"], cfg["true_hr_pfs"],
+                                     sw))
+
+
+def to_days(months: np.ndarray) -> np.ndarray:
+    """Event day of a continuous time in months: ceil(t x 30.4375) (an event during day d is dated on day d)."""
+    return np.ceil(np.asarray(months, float) * DAYS_PER_MONTH)
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Treatment and outcomes of every person
+# Treatment and outcomes of every person of a cohort
 # ----------------------------------------------------------------------------------------------------------
-def simulate_outcomes(cfg: dict, p: pd.DataFrame, centres: list[Centre], rng: np.random.Generator) -> dict:
-    """Latent OS/progression (Weibull PH with HAIC switch) given the intended arm and HAIC timing
-    (treatment.assign_haic), realised arm, censoring and latent response; adds their columns to `p`. Returns the
-    solved model constants {"assign_intercept", "scale_os", "scale_pfs"}."""
+def centre_arrays(p: pd.DataFrame, centres: list[Centre]) -> tuple[np.ndarray, np.ndarray]:
+    """Per person: the centre's HAIC log-odds shift and its outcome log-hazard effect."""
+    idx = p["centre_idx"].to_numpy()
+    return (np.array([c.haic_logit for c in centres])[idx], np.array([c.outcome_loghr for c in centres])[idx])
+
+
+class MechanismLike(Protocol):
+    """What simulate_outcomes needs of the mechanism (dgm.Mechanism)."""
+    haic: HaicProcess
+    scale_os: float
+    scale_pfs: float
+    loss_prone_share: float
+
+
+def simulate_outcomes(cfg: dict, p: pd.DataFrame, centres: list[Centre], mech: MechanismLike,
+                      rng: np.random.Generator) -> pd.DataFrame:
+    """Natural HAIC day and systemic start (timing.py), latent death / progression given the HAIC actually
+    received, censoring, the potential outcomes of the truth and the latent response: a frame of new columns
+    aligned with `p`."""
     n = len(p)
     x = model_features(p)
-    first_scan_day = 42 + rng.integers(-7, 8, n)   # first post-baseline scan, never skipped
-    plan = assign_haic(cfg, p, centres, x, rng)    # intended arm and planned HAIC day, from the same stream
-    a0, ps, intended, offset = plan.intercept, plan.propensity, plan.intended, plan.offset_days
-    switch_m = np.where(intended, np.maximum(offset, 0) / DAYS_PER_MONTH, np.inf)
+    haic_shift, outcome_shift = centre_arrays(p, centres)
+    lp = haic_linear_predictor(cfg, x, haic_shift)
+    h_nat = sample_haic_day(mech.haic, lp, rng)
+    sys_day = np.where(h_nat == 0, systemic_delay(cfg, n, rng), 0)
+    lat = latent_draws(x, outcome_shift, rng)
+    scales = (mech.scale_os, mech.scale_pfs)
+    t_os, t_prog = potential_months(cfg, lat, scales, h_nat)
 
-    z1 = rng.normal(size=n)
-    z2 = rng.normal(size=n)
-    w_pfs = z1
-    w_os = COPULA_RHO * z1 + math.sqrt(1 - COPULA_RHO ** 2) * z2
-    e_os = -np.log(_normal_sf(w_os))        # Exp(1); larger W -> longer time
-    e_pfs = -np.log(_normal_sf(w_pfs))
-    eta_os = linear_predictor(x, OS_COEF)
-    eta_pfs = linear_predictor(x, PFS_COEF)
-    k_os, k_pfs = cfg["weibull_shape_os"], cfg["weibull_shape_pfs"]
-    hr_os, hr_pfs = cfg["true_hr_os"], cfg["true_hr_pfs"]
-
-    def times(scale_os: float, scale_pfs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        t0_os = weibull_time_with_switch(e_os, eta_os, scale_os, k_os, 1.0, np.full(n, np.inf))
-        t0_pfs = weibull_time_with_switch(e_pfs, eta_pfs, scale_pfs, k_pfs, 1.0, np.full(n, np.inf))
-        realised = intended & (np.minimum(t0_os, t0_pfs) > switch_m)
-        sw = np.where(realised, switch_m, np.inf)
-        return (weibull_time_with_switch(e_os, eta_os, scale_os, k_os, hr_os, sw),
-                weibull_time_with_switch(e_pfs, eta_pfs, scale_pfs, k_pfs, hr_pfs, sw), realised)
-
-    # The control medians are COUNTERFACTUAL: every person alive at the first scan, all under TKIs-P
-    # (no HAIC). The observed TKIs-P arm is then a little shorter-lived and the observed HAIC arm longer-lived
-    # than the counterfactual medians (confounding by indication, immortal time).
-    first_scan_m = first_scan_day / DAYS_PER_MONTH
-    never = np.full(n, np.inf)
-    always = np.zeros(n)
-
-    def os_gap(s: float) -> float:
-        t0 = weibull_time_with_switch(e_os, eta_os, s, k_os, 1.0, never)
-        return float(np.median(t0[t0 > first_scan_m])) - cfg["median_os_control_months"]
-
-    scale_os = bisect(os_gap, 0.5, 500.0)
-    t0_os = weibull_time_with_switch(e_os, eta_os, scale_os, k_os, 1.0, never)
-    analysable = t0_os > first_scan_m
-
-    def pfs_gap(s: float) -> float:
-        t0 = weibull_time_with_switch(e_pfs, eta_pfs, s, k_pfs, 1.0, never)
-        return float(np.median(np.minimum(t0_os, t0)[analysable])) - cfg["median_pfs_control_months"]
-
-    scale_pfs = bisect(pfs_gap, 0.2, 500.0)
-    t_os, t_prog, realised = times(scale_os, scale_pfs)
-    cf = {"os_if_tkis_p": t0_os,
-          "os_if_haic": weibull_time_with_switch(e_os, eta_os, scale_os, k_os, hr_os, always),
-          "progression_if_tkis_p": weibull_time_with_switch(e_pfs, eta_pfs, scale_pfs, k_pfs, 1.0, never),
-          "progression_if_haic": weibull_time_with_switch(e_pfs, eta_pfs, scale_pfs, k_pfs, hr_pfs, always)}
-    for k, v in cf.items():
-        p[f"{k}_months"] = np.round(v, 3)
-
-    # censoring (days from index): administrative at cutoff (last contact 0-45 days before), loss to follow-up
-    cutoff = np.datetime64(cfg["data_cutoff"])
-    admin = day_diff(cutoff, index_days(p)) - rng.integers(0, 46, n)
-    death_day = np.ceil(t_os * DAYS_PER_MONTH).astype(int)
-    prog_day = np.ceil(t_prog * DAYS_PER_MONTH).astype(int)
-    haic_day = np.where(realised, np.maximum(offset, 0), 0)
-    ltfu_day = rng.integers(31, 731, n) + haic_day
-    candidates = np.flatnonzero((ltfu_day < np.minimum(death_day, admin)))
-    n_lost = min(len(candidates), int(round(cfg["loss_to_follow_up"] * n)))
-    lost = np.zeros(n, bool)
-    lost[rng.choice(candidates, n_lost, replace=False)] = True
-    censor_day = np.where(lost, ltfu_day, admin)
+    # censoring (days from T0): administrative at the cut-off (last contact 0-45 days before), loss to follow-up
+    admin = np.maximum(day_diff(np.datetime64(cfg["data_cutoff"]), index_days(p)) - rng.integers(0, 46, n), 1)
+    prone = rng.random(n) < mech.loss_prone_share
+    loss_day = rng.integers(31, 731, n)
+    death_day = to_days(t_os).astype(int)
+    prog_day = to_days(t_prog).astype(int)
+    lost = prone & (loss_day < np.minimum(death_day, admin))
+    censor_day = np.where(lost, loss_day, admin)
     dead = death_day <= censor_day
     end_day = np.where(dead, death_day, censor_day)
+    received = (h_nat == 0) | (np.isfinite(h_nat) & (h_nat < end_day))
+    first_haic = np.where(received, h_nat, np.nan)
 
-    # latent response score, nested categories by quantiles within the realised arm
-    arm = np.where(realised, ARM_TRIPLE, ARM_DOUBLET)
-    score = 0.75 * w_pfs + linear_predictor(x, RESPONSE_COEF) + 0.55 * rng.normal(size=n)
+    # potential outcomes of the truth strategies (estimands.py): B continues the natural process after G
+    grace = cfg["truth_grace_days"]
+    h_after = sample_haic_day(mech.haic, lp, rng, from_day=grace + 1)
+    potential = {"if_tkis_p": np.full(n, np.inf), "if_haic": np.zeros(n),
+                 "if_strategy_a": np.minimum(h_nat, grace), "if_strategy_b": np.where(h_nat > grace, h_nat, h_after)}
+    cols: dict[str, np.ndarray] = {}
+    for name, switch in potential.items():
+        os_, prog = potential_months(cfg, lat, scales, switch)
+        cols[f"os_{name}_months"] = np.round(os_, 3)
+        cols[f"progression_{name}_months"] = np.round(prog, 3)
+
+    # latent response: categories by quantiles within the response group (HAIC received before progression)
+    group = np.where(received & (np.nan_to_num(first_haic, nan=np.inf) < prog_day), ARM_TRIPLE, ARM_DOUBLET)
+    score = 0.75 * lat.w_pfs + linear_predictor(x, RESPONSE_COEF) + 0.55 * rng.normal(size=n)
+    cat_r, cat_m = _response_categories(score, group)
+
+    cols.update({
+        "haic_lp": np.round(lp, 4), "ps": np.round(expit(mech.haic.a0 + lp), 4),    # P(HAIC at T0 | x, centre)
+        "haic_natural_day": h_nat, "haic_received": received, "first_haic_day": first_haic,
+        "systemic_start_day": sys_day, "intended_arm": np.where(np.isfinite(h_nat), ARM_TRIPLE, ARM_DOUBLET),
+        "realised_arm": np.where(received, ARM_TRIPLE, ARM_DOUBLET),
+        "arm_t0": np.where(h_nat == 0, ARM_TRIPLE, ARM_DOUBLET),
+        "immortal_time_switch": np.isfinite(h_nat) & ~received,
+        "eta_os": np.round(lat.eta_os, 4), "eta_pfs": np.round(lat.eta_pfs, 4),
+        "os_latent_months": np.round(t_os, 3), "progression_latent_months": np.round(t_prog, 3),
+        "death_day": death_day, "prog_day": prog_day, "censor_day": censor_day, "end_day": end_day, "dead": dead,
+        "lost": lost & ~dead, "response_group": group, "latent_response_recist": cat_r,
+        "latent_response_mrecist": cat_m})
+    return pd.DataFrame(cols, index=p.index)
+
+
+def _response_categories(score: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nested latent categories by quantiles of the score within each response group."""
+    n = len(score)
     cat_r = np.full(n, "SD", dtype=object)
     cat_m = np.full(n, "SD", dtype=object)
     for a, rates in LATENT_RESPONSE_RATES.items():
-        m = arm == a
+        m = group == a
         if not m.any():
             continue
-        q = lambda share: np.quantile(score[m], 1 - share)  # noqa: E731
-        s = score
-        cat_m[m & (s > q(rates["mrecist_resp"]))] = "PR"
-        cat_m[m & (s > q(rates["mrecist_cr"]))] = "CR"
-        cat_r[m & (s > q(rates["recist_resp"]))] = "PR"
-        cat_r[m & (s > q(rates["recist_cr"]))] = "CR"
+
+        def q(share: float) -> float:
+            return float(np.quantile(score[m], 1 - share))
+
+        cat_m[m & (score > q(rates["mrecist_resp"]))] = "PR"
+        cat_m[m & (score > q(rates["mrecist_cr"]))] = "CR"
+        cat_r[m & (score > q(rates["recist_resp"]))] = "PR"
+        cat_r[m & (score > q(rates["recist_cr"]))] = "CR"
     cat_m[cat_r == "CR"] = "CR"
     cat_m[(cat_r == "PR") & (cat_m == "SD")] = "PR"
+    return cat_r, cat_m
 
-    p["ps"] = np.round(ps, 4)
-    p["intended_arm"] = np.where(intended, ARM_TRIPLE, ARM_DOUBLET)
-    p["realised_arm"] = arm
-    p["immortal_time_switch"] = intended & ~realised
-    p["haic_offset_days"] = np.where(intended, offset, np.nan)
-    p["eta_os"] = np.round(eta_os, 4)
-    p["eta_pfs"] = np.round(eta_pfs, 4)
-    p["os_latent_months"] = np.round(t_os, 3)
-    p["progression_latent_months"] = np.round(t_prog, 3)
-    p["death_day"] = death_day
-    p["prog_day"] = prog_day
-    p["censor_day"] = censor_day
-    p["end_day"] = end_day
-    p["dead"] = dead
-    p["first_scan_day"] = first_scan_day
-    p["lost"] = lost & ~dead
-    p["latent_response_recist"] = cat_r
-    p["latent_response_mrecist"] = cat_m
-    return {"assign_intercept": a0, "scale_os": scale_os, "scale_pfs": scale_pfs}

@@ -4,7 +4,9 @@ Centres. Sizes log-normal (sd 0.6) with the first two inflated x3 and x2 (cal. c
 centres, ASSUMPTION). Per centre: date format, language (en/zh labels from the contract synonyms, one preferred
 variant per value and 12 % mixing), units (bilirubin mg/dL, albumin g/dL, diameters cm, alternative lab units, some
 centres with row-level unit drift), local ULN/LLN, Vp or Cheng PVTT grading, site-recorded BOR or not, lesion_type
-convention, lab-AE reporting, HAIC propensity (logit shift N(0, 0.5)).
+convention, lab-AE reporting, HAIC propensity (log-odds shift N(0, centre_haic_sd), default 0.5) and an outcome
+effect (log-hazard shift N(0, centre_outcome_sd), default 0.15, correlated `centre_outcome_haic_correlation` with the
+HAIC shift; shared by death and progression; ASSUMPTION).
 
 Baseline (cal. baseline): age N(54, 11) clipped 22-85; male 87 %; HBV 80 %, HCV 2.5 %, HBV+HCV 1 %, alcohol 6 %,
 NAFLD 5 %, other 5.5 %; MVI 65 % with Vp1/2/3/4 = 8/17/35/40 % (Cheng: Vp1-2 -> I, Vp3 -> II, Vp4 -> III, 15 % of
@@ -61,6 +63,7 @@ class Centre:
     export_date: np.datetime64
     n_records: int
     haic_logit: float
+    outcome_loghr: float           # centre effect on the log hazard of death and of progression
     bili_unit: str
     alb_unit: str
     diameter_unit: str
@@ -104,6 +107,8 @@ def make_centres(cfg: dict, rng: np.random.Generator) -> list[Centre]:
     xlsx = set(rng.choice(n, cfg["xlsx_centers"], replace=False).tolist())
     cutoff = np.datetime64(cfg["data_cutoff"])
     cities = rng.permutation(len(_CITY))
+    haic_sd = float(cfg.get("centre_haic_sd", 0.5))
+    z_haic = rng.normal(0.0, 1.0, n)
     en_i = zh_i = 0
     centres = []
     for i in range(n):
@@ -145,7 +150,7 @@ def make_centres(cfg: dict, rng: np.random.Generator) -> list[Centre]:
             center_id=f"C{i + 1:02d}", name=name, language=lang, date_format=fmt,
             file_ext="xlsx" if i in xlsx else "csv",
             export_date=cutoff + np.timedelta64(int(rng.integers(7, 46)), "D"),
-            n_records=int(sizes[i]), haic_logit=float(rng.normal(0.0, 0.5)),
+            n_records=int(sizes[i]), haic_logit=haic_sd * float(z_haic[i]), outcome_loghr=0.0,
             bili_unit=bili_unit, alb_unit=alb_unit, diameter_unit="cm" if rng.random() < 0.25 else "mm",
             unit_drift=0.15 if rng.random() < 0.2 else 0.0, lab_units=lab_units, uln=uln, lln=lln,
             mvi_system="cheng" if rng.random() < (0.6 if lang == "zh" else 0.25) else "vp",
@@ -154,6 +159,11 @@ def make_centres(cfg: dict, rng: np.random.Generator) -> list[Centre]:
             single_criterion_share=0.15 if rng.random() < 0.3 else 0.0, regimen=regimen,
             mrn_prefix="".join(rng.choice(list("ABCDEFGHJKLMNPQRSTWXYZ"), 2 + int(rng.integers(2)))),
             mrn_style=int(rng.integers(3)), pivka_missing=float(rng.choice([0.25, 0.35, 0.45, 0.7]))))
+    # outcome effects drawn after the conventions, so that their knobs change nothing else about the centres
+    rho = float(cfg.get("centre_outcome_haic_correlation", 0.0))
+    z_own = rng.normal(0.0, 1.0, n)
+    for c, zh, z in zip(centres, z_haic, z_own):
+        c.outcome_loghr = float(cfg.get("centre_outcome_sd", 0.0)) * (rho * zh + (1 - rho ** 2) ** 0.5 * z)
     return centres
 
 
@@ -167,7 +177,7 @@ def _canonical_lab_unit(test: str) -> str:
 # Persons: baseline covariates
 # ----------------------------------------------------------------------------------------------------------
 def index_days(p: pd.DataFrame) -> np.ndarray:
-    """Index dates as datetime64[D] (pandas stores them at second resolution)."""
+    """Index dates (T0) as datetime64[D] (pandas stores them at second resolution)."""
     return p["index_date"].to_numpy().astype("datetime64[D]")
 
 
@@ -188,18 +198,25 @@ def draw_categories(rng: np.random.Generator, options: Iterable, p: Iterable[flo
     return np.asarray(options, dtype=object)[idx]
 
 
-def simulate_persons(cfg: dict, centres: list[Centre], rng: np.random.Generator) -> pd.DataFrame:
+def simulate_persons(cfg: dict, centres: list[Centre], rng: np.random.Generator, n: int | None = None
+                     ) -> pd.DataFrame:
     """Unique persons with baseline covariates (cal. baseline); exclusions are built later
-    (exclusions.build_exclusions)."""
-    n_dup = int(round(cfg["duplicate_share"] * cfg["n_records"]))
-    n = cfg["n_records"] - n_dup
+    (exclusions.build_exclusions). `index_date` is T0, the date of the first treatment component.
+
+    By default the persons of one cohort: n_records minus the referral duplicates, with the centre sizes of
+    `centres`. With `n` (the truth cohort): `n` persons drawn across the centres in proportion to their sizes."""
     sizes = np.array([c.n_records for c in centres])
-    # referral duplicates are taken off the largest centres' person count so records per centre = sizes
-    person_sizes = sizes.copy()
-    for _ in range(n_dup):
-        person_sizes[int(np.argmax(person_sizes))] -= 1
-    centre_idx = rng.permutation(np.repeat(np.arange(len(centres)), person_sizes))
-    p = pd.DataFrame({"person_id": np.arange(n), "centre_idx": centre_idx})
+    if n is None:
+        n_dup = int(round(cfg["duplicate_share"] * cfg["n_records"]))
+        n = cfg["n_records"] - n_dup
+        # referral duplicates are taken off the largest centres' person count so records per centre = sizes
+        person_sizes = sizes.copy()
+        for _ in range(n_dup):
+            person_sizes[int(np.argmax(person_sizes))] -= 1
+        centre_idx = rng.permutation(np.repeat(np.arange(len(centres)), person_sizes))
+    else:
+        centre_idx = rng.choice(len(centres), n, p=sizes / sizes.sum())
+    p: dict[str, Any] = {"person_id": np.arange(n), "centre_idx": centre_idx}
 
     accrual = (np.datetime64(cfg["accrual_start"]), np.datetime64(cfg["accrual_end"]))
     span = int((accrual[1] - accrual[0]).astype(int))
@@ -264,12 +281,13 @@ def simulate_persons(cfg: dict, centres: list[Centre], rng: np.random.Generator)
     ub = rng.random(n)
     p["diagnosis_basis"] = np.where(ub < 0.45, "histology", np.where(ub < 0.95, "radiology", "cytology"))
     p["histology_subtype"] = np.where(p["diagnosis_basis"] == "radiology", "not_examined", "hcc")
-    p["prior_systemic_therapy"] = "no"
+    p["prior_systemic_therapy"] = np.full(n, "no", dtype=object)
     lag = np.where(p["prior_local_therapy"] == "none", rng.integers(5, 91, n), rng.integers(120, 1500, n))
-    p["diagnosis_date"] = p["index_date"].to_numpy() - lag.astype("timedelta64[D]")
+    p["diagnosis_date"] = p["index_date"] - lag.astype("timedelta64[D]")
 
-    p["exclusion_criterion"] = "none"
-    p["exclusion_criteria_built"] = ""
+    p["exclusion_criterion"] = np.full(n, "none", dtype=object)
+    p["exclusion_criteria_built"] = np.full(n, "", dtype=object)
+    p = pd.DataFrame(p)
     _cap_liver(p)
     derive_scores(p)
     return p

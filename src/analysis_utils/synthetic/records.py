@@ -56,7 +56,7 @@ def make_records(cfg: dict, p: pd.DataFrame, centres: list[Centre], rng: np.rand
 
 
 def assign_identifiers(rec: pd.DataFrame, p: pd.DataFrame, centres: list[Centre], rng: np.random.Generator) -> None:
-    """Fake, unique identifiers: MRN per record; name, phone, birth date (index date - age) and national ID per
+    """Fake, unique identifiers: MRN per record; name, phone, birth date (T0 - age) and national ID per
     person (shared by duplicates). Adds columns to `rec` and `birth_date` to the persons `p`."""
     persons = np.unique(rec["person_id"])
     names, phones, ids = {}, {}, {}
