@@ -109,12 +109,19 @@ def estimand_text(cfg: TargetTrialConfig, cleaning: dict[str, Any]) -> dict[str,
     }
 
 
+ESTIMAND_ATTRIBUTES = {"population": "Population", "treatment": "Treatment conditions", "endpoint": "Endpoint",
+                       "intercurrent_events": "Intercurrent events", "summary": "Population-level summary"}
+
+
+def estimand_table(cfg: TargetTrialConfig, cleaning: dict[str, Any]) -> pd.DataFrame:
+    """The estimand as a two-column table (attribute, definition), for the supplement."""
+    return pd.DataFrame([{"Attribute": ESTIMAND_ATTRIBUTES[k], "Definition": v}
+                         for k, v in estimand_text(cfg, cleaning).items()])
+
+
 def estimand_markdown(cfg: TargetTrialConfig, cleaning: dict[str, Any]) -> str:
-    """The estimand as a Markdown list (for the notebook and the supplement)."""
-    e = estimand_text(cfg, cleaning)
-    names = {"population": "Population", "treatment": "Treatment conditions", "endpoint": "Endpoint",
-             "intercurrent_events": "Intercurrent events", "summary": "Population-level summary"}
-    return "\n".join(f"- **{names[k]}:** {v}." for k, v in e.items())
+    """The estimand as a Markdown list (for the notebook)."""
+    return "\n".join(f"- **{ESTIMAND_ATTRIBUTES[k]}:** {v}." for k, v in estimand_text(cfg, cleaning).items())
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -186,12 +186,13 @@ def aliased_from_gram(G: np.ndarray, tol: float = 1e-7) -> np.ndarray:
     p = G.shape[0]
     aliased = np.zeros(p, dtype=bool)
     d = np.diag(G).astype(float)
-    if p and np.all(d > 0):  # fast path: Cholesky of the correlation-scaled Gram; L_jj^2 = residual share
-        s = 1.0 / np.sqrt(d)
+    nz = d > 0
+    if nz.any():  # fast path: Cholesky of the correlation-scaled Gram of the non-zero columns; L_jj^2 = residual share
+        s = 1.0 / np.sqrt(d[nz])
         try:
-            L0 = np.linalg.cholesky(G * s[:, None] * s[None, :])
+            L0 = np.linalg.cholesky(G[np.ix_(nz, nz)] * s[:, None] * s[None, :])
             if np.all(np.diag(L0) >= tol):
-                return aliased
+                return ~nz
         except np.linalg.LinAlgError:
             pass
     kept: list[int] = []

@@ -409,7 +409,8 @@ def results_section(r: TTERun, cohort: pd.DataFrame) -> dict[str, Any]:
         for k, v in row.items():
             if k not in ("analysis", "key", "endpoint"):
                 out[f"{base}_{k}"] = v
-    out["n_boot_failed_max"] = int(cfg.bootstrap - r.ci["n_boot"].min()) if cfg.bootstrap else 0
+    contrasts = r.ci[~r.ci["name"].str.contains("_grid")]
+    out["n_boot_failed_max"] = int(cfg.bootstrap - contrasts["n_boot"].min()) if cfg.bootstrap else 0
     return out
 
 
