@@ -57,9 +57,9 @@ def _terms(beta: np.ndarray, d: dict, ties: str) -> tuple[float, np.ndarray, np.
     m = d["u"].size
     e0 = np.bincount(g, weights=r[dead], minlength=m)
     e1 = np.stack([np.bincount(g, weights=(r * X[:, j])[dead], minlength=m) for j in range(p)], axis=1)
-    e2 = np.zeros((m, p, p))
-    rx = r[dead][:, None, None] * X[dead][:, :, None] * X[dead][:, None, :]
-    np.add.at(e2, g, rx)
+    rd, Xd = r[dead], X[dead]
+    e2 = np.stack([np.bincount(g, weights=rd * Xd[:, j] * Xd[:, l], minlength=m)
+                   for j in range(p) for l in range(p)], axis=1).reshape(m, p, p)
     frac = d["frac"] if ties == "efron" else np.zeros_like(d["frac"])
     mw = d["meanwt"][g]
     den = s0[g] - frac * e0[g]

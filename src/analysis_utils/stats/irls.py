@@ -40,14 +40,6 @@ def expit(eta: np.ndarray) -> np.ndarray:
     return e / (1.0 + e)
 
 
-def _mu_eta(eta: np.ndarray) -> np.ndarray:
-    """d mu / d eta = e^eta / (1 + e^eta)^2, at least DBL_EPSILON, zero-slope beyond the clamp (family.c)."""
-    e = np.exp(np.clip(eta, -_THRESH, _THRESH))
-    out = e / (1.0 + e) ** 2
-    out = np.where(np.abs(eta) > _THRESH, _EPS, np.maximum(out, _EPS))
-    return out
-
-
 def aliased_columns(X: np.ndarray, tol: float = 1e-7) -> np.ndarray:
     """Boolean mask of the columns R's pivoting QR would alias: tested in order, a column whose component orthogonal
     to the earlier kept columns has a norm below ``tol`` times its own norm (an all-zero column included)."""
@@ -89,7 +81,7 @@ class LogitFit:
 def _deviance(y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> float:
     """Binomial deviance for 0/1 responses: -2 sum w [y log mu + (1 - y) log(1 - mu)] (binomial()$dev.resids)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        ll = np.where(y > 0, np.log(mu), np.log1p(-mu))
+        ll = np.log(np.where(y > 0, mu, 1.0 - mu))
     return float(-2.0 * np.sum(np.where(w > 0, w * ll, 0.0)))
 
 
@@ -112,7 +104,8 @@ def _iterate(y: np.ndarray, w: np.ndarray, beta: np.ndarray, eta: np.ndarray,
     converged = False
     it = 0
     for it in range(1, maxit + 1):
-        me = _mu_eta(eta)
+        # binomial()$mu.eta: e^eta / (1 + e^eta)^2 = mu (1 - mu), at least DBL_EPSILON, DBL_EPSILON beyond the clamp
+        me = np.where(np.abs(eta) > _THRESH, _EPS, np.maximum(mu * (1.0 - mu), _EPS))
         z = eta + (y - mu) / me
         ww = w * me**2 / np.maximum(mu * (1.0 - mu), _EPS * _EPS)
         beta_new = wls(ww, z)
@@ -222,14 +215,19 @@ def aliased_from_gram(G: np.ndarray, tol: float = 1e-7) -> np.ndarray:
 
 def _grid_gram(T: np.ndarray, X: np.ndarray, W: np.ndarray) -> np.ndarray:
     """D' diag(w) D for the stacked design D = {[T_k, X_i]} with row weights W[i, k] (0 = no row)."""
+    return _gram_blocks(T, X, W.sum(axis=0), W.sum(axis=1), W @ T)
+
+
+def _gram_blocks(T: np.ndarray, X: np.ndarray, col: np.ndarray, row: np.ndarray, WT: np.ndarray) -> np.ndarray:
+    """The blocks of D' diag(w) D from the interval totals ``col`` (K), the unit totals ``row`` (n) and W T (n, q)."""
     q, p = T.shape[1], X.shape[1]
     out = np.empty((q + p, q + p))
-    out[:q, :q] = T.T @ (T * W.sum(axis=0)[:, None])
+    out[:q, :q] = T.T @ (T * col[:, None])
     if p:
-        xt = X.T @ (W @ T)
+        xt = X.T @ WT
         out[q:, :q] = xt
         out[:q, q:] = xt.T
-        out[q:, q:] = X.T @ (X * W.sum(axis=1)[:, None])
+        out[q:, q:] = X.T @ (X * row[:, None])
     return out
 
 
@@ -257,13 +255,18 @@ def logit_irls_grid(T: np.ndarray, X: np.ndarray, at_risk: np.ndarray, y: np.nda
     keep_t, keep_x = ~aliased[:q], ~aliased[q:]
     Tk, Xk = T[:, keep_t], X[:, keep_x]
     qt = int(keep_t.sum())
+    unit, k = np.nonzero(R)  # the person-interval rows, long form
+    yr = Y[unit, k]
+    W = np.zeros((n, K))
 
     def lin(beta: np.ndarray) -> np.ndarray:
-        return (Tk @ beta[:qt])[None, :] + (Xk @ beta[qt:])[:, None]
+        return (Tk @ beta[:qt])[k] + (Xk @ beta[qt:])[unit]
 
     def wls(ww: np.ndarray, z: np.ndarray) -> np.ndarray:
+        W[unit, k] = ww
         wz = ww * z
-        return _solve(_grid_gram(Tk, Xk, ww), np.concatenate([Tk.T @ wz.sum(axis=0), Xk.T @ wz.sum(axis=1)]))
+        A = _gram_blocks(Tk, Xk, np.bincount(k, ww, K), np.bincount(unit, ww, n), W @ Tk)
+        return _solve(A, np.concatenate([Tk.T @ np.bincount(k, wz, K), Xk.T @ np.bincount(unit, wz, n)]))
 
     beta = np.zeros(Tk.shape[1] + Xk.shape[1])
     if start is not None:
@@ -273,7 +276,7 @@ def logit_irls_grid(T: np.ndarray, X: np.ndarray, at_risk: np.ndarray, y: np.nda
         beta = st[~aliased]
         eta = lin(beta)
     else:
-        eta = np.where(Y > 0, np.log(3.0), -np.log(3.0))  # mustart = (y + 0.5) / 2 with unit weights
-    beta, mu, dev, it, converged = _iterate(Y, Rf, beta, eta, wls, lin, maxit, epsilon)
+        eta = np.where(yr > 0, np.log(3.0), -np.log(3.0))  # mustart = (y + 0.5) / 2 with unit weights
+    beta, mu, dev, it, converged = _iterate(yr, np.ones(yr.size), beta, eta, wls, lin, maxit, epsilon)
     coef[~aliased] = beta
-    return LogitFit(coef, dev, it, converged, _separation(mu[R]), aliased)
+    return LogitFit(coef, dev, it, converged, _separation(mu), aliased)
