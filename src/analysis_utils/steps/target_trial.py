@@ -377,7 +377,7 @@ def results_section(r: TTERun, cohort: pd.DataFrame) -> dict[str, Any]:
                            "n_covariate_columns": len(r.data.covariates), "n_eligible": r.data.ccw.n,
                            "n_complete_eligibility": int(r.data.complete.sum())}
     out["n_eligibility_query"] = out["n_eligible"] - out["n_complete_eligibility"]
-    out.update(crossover_counts(cohort, cfg.grace_days))
+    out.update({k: v for k, v in cohort_counts(cohort, cfg).items() if k != "eligible"})
     out["n_ever_haic"] = int(r.data.ever_haic.sum())
     for row in clone_summary(r).itertuples(index=False):
         tag = STRATEGY_TAGS[row.strategy]
@@ -422,6 +422,8 @@ def cohort_counts(cohort: pd.DataFrame, cfg: TargetTrialConfig) -> dict[str, int
         out["n_ever_haic"] = int(cohort["arm_ever_haic"].eq(ARM_HAIC).sum())
     if "eligibility_query" in cohort.columns:
         out["n_eligibility_query"] = int(cohort["eligibility_query"].astype(bool).sum())
+    if "response_evaluable" in cohort.columns:
+        out["n_response_evaluable"] = int(cohort["response_evaluable"].astype(bool).sum())
     return out
 
 
