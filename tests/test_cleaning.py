@@ -1,5 +1,6 @@
 """Cleaning and eligibility on a hand-built two-centre export: every criterion, duplicates, pseudonymisation,
-follow-up corrections and the flow (index date of every hand-built patient: 2023-02-01)."""
+follow-up corrections and the flow (time zero of every hand-built patient: the first systemic dose 2023-02-01, except
+OK2 whose first HAIC on 2023-01-20 comes first)."""
 import hashlib
 
 import pandas as pd
@@ -20,22 +21,25 @@ def _by_mrn(cleaned, center, mrn):
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
-    only_aa = [{"mrn": "F06", "agent": "lenvatinib", "drug_class": "TKI", "start_date": "2023-02-01", "stop_date": "", "cycles": ""}]
     stopped = [{"mrn": "F08", "agent": "lenvatinib", "drug_class": "TKI", "start_date": "2023-02-01", "stop_date": "2023-02-20", "cycles": ""},
                {"mrn": "F08", "agent": "sintilimab", "drug_class": "PD-1", "start_date": "2023-02-01", "stop_date": "2023-02-20", "cycles": ""}]
     no_liver = [{"mrn": "F09", "assessment_date": "2023-01-25", "lesion_id": "P1", "organ": "lung", "lesion_type": "target",
                  "ld_mm": "30", "viable_ld_mm": "", "short_axis_mm": "", "diameter_unit": "mm", "arterial_enhancement": "",
                  "nontarget_status": "", "cytology_confirmed": ""}]
+    before_haic = [{"mrn": "OK2", "assessment_date": d, "lesion_id": "L1", "organ": "liver", "lesion_type": "target",
+                    "ld_mm": mm, "viable_ld_mm": mm, "short_axis_mm": "", "diameter_unit": "mm",
+                    "arterial_enhancement": "yes", "nontarget_status": "", "cytology_confirmed": ""}
+                   for d, mm in (("2023-01-15", "60"), ("2023-03-15", "40"))]
     c01 = [
         patient_tables("OK1", n=1),
-        patient_tables("OK2", n=2, haic=["2023-01-20", "2023-02-10"]),                         # HAIC 12 days before index
+        patient_tables("OK2", n=2, haic=["2023-01-20", "2023-02-10"], lesions=before_haic),   # HAIC first: time zero
         patient_tables("F02", n=3, overrides={"diagnosis_basis": "other"}),
         patient_tables("F03", n=4, overrides={"histology_subtype": "combined_hcc_cca", "diagnosis_basis": "histology"}),
         patient_tables("F04", n=5, overrides={"bclc_stage": "A"}),
         patient_tables("F05", n=6, overrides={"prior_systemic_therapy": "yes"}),
-        patient_tables("F06", n=7, systemic=only_aa),
-        patient_tables("F07", n=8, haic=["2023-05-15"]),                                         # +103 days
-        patient_tables("F08", n=9, haic=["2023-03-01"], systemic=stopped),
+        patient_tables("F06", n=7, systemic=[]),                                                 # no treatment at all
+        patient_tables("F07", n=8, haic=["2023-05-15"]),                                         # HAIC on day 103
+        patient_tables("F08", n=9, haic=["2023-03-01"], systemic=stopped),                       # HAIC on day 28
         patient_tables("F09", n=10, lesions=no_liver),
         # bilirubin 60 umol/L (3 pts) + albumin 25 g/L (3) + INR 2.5 (3) + ascites missing (>= 1) = at least 10
         patient_tables("F10", n=11, overrides={"total_bilirubin": "60", "albumin": "25", "inr": "2.5", "ascites": ""}),
@@ -46,6 +50,9 @@ def cohort(tmp_path_factory):
         patient_tables("CUT", n=16, follow_up={"vital_status": "dead", "death_date": "2025-12-01", "last_contact_date": "2025-12-01"}),
         patient_tables("NOD", n=17, follow_up={"vital_status": "dead", "death_date": "", "last_contact_date": "2023-06-01"}),
         patient_tables("MISS", n=18, overrides={"ecog": "", "histology_subtype": ""}),
+        patient_tables("UND", n=19, haic=[""]),                                                  # HAIC without a date
+        patient_tables("ZER", n=20, follow_up={"vital_status": "dead", "death_date": "2023-02-01"}),  # dies on day 0
+        patient_tables("BLK", n=21, overrides={"diagnosis_basis": ""}),
     ]
     # the same person (national ID of OK1) referred to centre C02 under another mrn
     dup = patient_tables("X77", n=1)
@@ -62,9 +69,9 @@ def cohort(tmp_path_factory):
 
 @pytest.mark.parametrize("mrn,reason", [
     ("F02", "hcc_not_confirmed"), ("F03", "excluded_histology"), ("F04", "bclc_not_b_or_c"),
-    ("F05", "prior_systemic_therapy"), ("F06", "no_combination"), ("F07", "haic_outside_window"),
-    ("F08", "no_cycle_after_haic"), ("F09", "no_measurable_intrahepatic"), ("F10", "child_pugh_c"),
-    ("F11", "ecog_above_2"), ("F12", "severe_encephalopathy"), ("F13", "invalid_follow_up"),
+    ("F05", "prior_systemic_therapy"), ("F06", "no_treatment_start"), ("UND", "treatment_date_unknown"),
+    ("F09", "no_measurable_intrahepatic"), ("F10", "child_pugh_c"), ("F11", "ecog_above_2"),
+    ("F12", "severe_encephalopathy"), ("F13", "start_after_death_or_cutoff"), ("ZER", "invalid_follow_up"),
 ])
 def test_each_criterion_excludes_its_record(cohort, mrn, reason):
     rec = _by_mrn(cohort, "C01", mrn)
@@ -76,7 +83,42 @@ def test_every_criterion_is_exercised_and_flow_reconciles(cohort):
     exercised = set(cohort.screened["exclusion_reason"].dropna())
     assert exercised == {c.name for c in CRITERIA}
     flow = cohort.flow.set_index(["step", "criterion"])["n"]
-    assert flow[("screened", "")] == 20 and flow[("analysed", "")] == 7
+    assert flow[("screened", "")] == 23 and flow[("analysed", "")] == 10
+    # blank fields of analysed patients: MISS (ECOG, histology) and BLK (diagnosis basis), kept
+    assert flow[("query_total", "")] == 2 and flow[("query", "hcc_not_confirmed")] == 1
+    assert flow[("query", "ecog_above_2")] == 1 and flow[("query", "excluded_histology")] == 1
+
+
+def test_future_events_are_not_eligibility(cohort):
+    """HAIC after time zero (day 28, day 103), a combination stopped before HAIC, a single drug class: all eligible;
+    they are strategy adherence, not eligibility (docs/methods/target-trial.md)."""
+    f07, f08 = _by_mrn(cohort, "C01", "F07"), _by_mrn(cohort, "C01", "F08")
+    assert f07["eligible"] and f07["arm"] == "TKIs-P" and f07["haic_offset_days"] == 103
+    assert f08["eligible"] and f08["arm"] == "TKIs-P" and f08["haic_offset_days"] == 28
+    assert f08["arm_ever_haic"] == "HAIC-TKIs-P" and f07["arm_ever_haic"] == "TKIs-P"
+
+
+def test_blank_criterion_field_is_a_query_not_a_failure(cohort):
+    blk = _by_mrn(cohort, "C01", "BLK")
+    assert blk["eligible"] and blk["eligibility_query"] and blk["blank_criteria"] == "hcc_not_confirmed"
+    assert not _by_mrn(cohort, "C01", "OK1")["eligibility_query"]
+    dq = cohort.quality.to_frame()
+    hit = dq[dq.rule.str.startswith("blank eligibility field: 'HCC not confirmed") & (dq.row == 21)]
+    assert len(hit) == 1 and hit.iloc[0]["file"] == "C01/patients.csv" and hit.iloc[0]["value"] == "diagnosis_basis"
+    assert "kept as missing" in hit.iloc[0]["action"]
+
+
+def test_undated_haic_is_located_and_excludes(cohort):
+    dq = cohort.quality.to_frame()
+    hit = dq[dq.rule == "HAIC session without a date that may be the first HAIC"]
+    assert len(hit) == 1 and hit.iloc[0]["file"] == "C01/haic_cycles.csv" and hit.iloc[0]["column"] == "haic_date"
+    assert "treatment_date_unknown" in hit.iloc[0]["action"]
+
+
+def test_start_after_death_is_located_at_the_treatment_row(cohort):
+    dq = cohort.quality.to_frame()
+    hit = dq[dq.rule == "first treatment component after the death date"]
+    assert len(hit) == 1 and hit.iloc[0]["file"] == "C01/systemic_courses.csv" and hit.iloc[0]["column"] == "start_date"
 
 
 def test_missing_values_do_not_exclude_on_exclusion_criteria(cohort):
@@ -95,9 +137,13 @@ def test_duplicate_across_centres_is_excluded_and_located(cohort):
 def test_arm_index_date_and_haic_timing(cohort):
     ok1, ok2 = _by_mrn(cohort, "C01", "OK1"), _by_mrn(cohort, "C01", "OK2")
     assert ok1["arm"] == "TKIs-P" and ok2["arm"] == "HAIC-TKIs-P"
-    # index = earlier of lenvatinib 2023-02-01 and camrelizumab 2023-02-03; first HAIC 2023-01-20 -> -12 days
-    assert ok2["index_date"] == pd.Timestamp("2023-02-01") and ok2["haic_offset_days"] == -12
-    assert ok2["n_haic_cycles"] == 2 and ok1["age"] == 53  # born 1970-01-01, index 2023-02-01
+    # time zero = the first HAIC 2023-01-20 (before lenvatinib 2023-02-01 and camrelizumab 2023-02-03)
+    assert ok2["index_date"] == pd.Timestamp("2023-01-20") and ok2["first_component"] == "HAIC"
+    assert ok2["haic_offset_days"] == 0 and ok2["haic_offset_systemic_days"] == -12
+    assert ok2["systemic_start_day"] == 12 and ok2["combination_day"] == 14
+    assert ok1["index_date"] == pd.Timestamp("2023-02-01") and ok1["combination_day"] == 2
+    assert ok2["n_haic_cycles"] == 2 and ok1["age"] == 53  # born 1970-01-01, time zero 2023-02-01
+    assert ok2["baseline_date"] == pd.Timestamp("2023-01-15") and ok2["response_evaluable"]
 
 
 def test_overall_survival_and_corrections(cohort):
@@ -111,7 +157,7 @@ def test_overall_survival_and_corrections(cohort):
     assert ok1["os_event"] == 0 and ok1["os_days"] == 365
     dq = cohort.quality.to_frame()
     assert (dq.rule == "vital status dead without a death date").sum() == 1
-    assert (dq.rule == "death or last contact on or before the index date").sum() == 1
+    assert (dq.rule == "death or last contact on or before the index date").sum() == 2  # F13, ZER
 
 
 def test_no_identifier_column_or_value_survives(cohort):
@@ -129,19 +175,19 @@ def test_written_tables_and_results_summary(cohort, tmp_path):
 
     steps.write_cleaned(cohort, tmp_path)
     s = steps.results_summary(cohort)
-    # 20 records from 2 centres, 13 excluded (12 criteria + the duplicate X77), 7 analysed: OK2 (HAIC) and OK1, DTH,
-    # CUT, NOD, MISS, B02; OS events: DTH and NOD (CUT dies after the cut-off: censored)
-    assert (s["n_screened"], s["n_centers"], s["n_excluded"], s["n_analysed"]) == (20, 2, 13, 7)
-    assert (s["n_haic"], s["n_control"], s["n_os_events"]) == (1, 6, 2)
-    assert s["pct_haic"] == pytest.approx(100 / 7) and sum(s["exclusions"].values()) == 13
-    assert s["exclusions"]["duplicate_record"] == 1 and s["haic_after_index_n"] == 0  # OK2's HAIC is 12 days before
-    assert s["index_date_min"] == s["index_date_max"] == pd.Timestamp("2023-02-01")
+    # 23 records from 2 centres, 13 excluded (12 criteria + the duplicate X77), 10 analysed: OK2 (HAIC at time zero)
+    # and OK1, F07, F08, DTH, CUT, NOD, MISS, BLK, B02; OS events: DTH and NOD (CUT dies after the cut-off: censored)
+    assert (s["n_screened"], s["n_centers"], s["n_excluded"], s["n_analysed"]) == (23, 2, 13, 10)
+    assert (s["n_haic"], s["n_control"], s["n_os_events"]) == (1, 9, 2)
+    assert s["pct_haic"] == pytest.approx(100 / 10) and sum(s["exclusions"].values()) == 13
+    assert s["exclusions"]["duplicate_record"] == 1 and s["haic_after_index_n"] == 2  # F07 and F08 (crossovers)
+    assert s["index_date_min"] == pd.Timestamp("2023-01-20") and s["index_date_max"] == pd.Timestamp("2023-02-01")
     written = pd.read_parquet(tmp_path / "data" / "cohort.parquet")
-    assert len(written) == 7 and not {"source_file", "source_row"} & set(written.columns)
+    assert len(written) == 10 and not {"source_file", "source_row"} & set(written.columns)
     assert len(pd.read_csv(tmp_path / "tables" / "data_quality.csv")) == s["n_quality_entries"] > 0
     assert pd.read_csv(tmp_path / "tables" / "flow.csv")["n"].tolist() == cohort.flow["n"].tolist()
     overview = steps.crude_overview(cohort.cohort)
-    assert overview["n"].to_dict() == {"HAIC-TKIs-P": 1, "TKIs-P": 6} and overview["os_events"].sum() == 2
+    assert overview["n"].to_dict() == {"HAIC-TKIs-P": 1, "TKIs-P": 9} and overview["os_events"].sum() == 2
 
 
 def test_study_id_known_answer():

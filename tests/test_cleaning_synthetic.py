@@ -99,31 +99,48 @@ def test_duplicates_are_removed_or_excluded(generated):
         assert (d.center_id, _table_of(d.file), int(d.row)) in located
 
 
+#: the generator's criteria that are assessed at time zero (the others -- HAIC timing, the combination, follow-up
+#: imaging -- are strategy adherence or analysis populations, never eligibility: docs/methods/target-trial.md)
+BASELINE_CRITERIA = {"excluded_histology", "diagnosis_basis_other", "bclc_a_or_d", "prior_systemic_therapy",
+                     "no_measurable_lesion", "child_pugh_c", "ecog_3_4", "encephalopathy_grade_3_4"}
+
+
+def _fails_at_baseline(fails: pd.Series) -> pd.Series:
+    return fails.fillna("").map(lambda f: bool(set(filter(None, f.split(";"))) & BASELINE_CRITERIA))
+
+
 def test_records_built_to_fail_a_criterion_are_excluded(generated):
     cleaned, truth, defects, raw_dir = generated
     touched = _touched_records(defects, raw_dir)
     clean_rec = pd.Series([(c, m) not in touched for c, m in zip(truth["center_id"], truth["mrn"])], index=truth.index)
-    built = truth[(truth["exclusion_criterion"].fillna("none") != "none") & clean_rec]
+    built = truth[truth["exclusion_criterion"].isin(BASELINE_CRITERIA) & clean_rec]
     assert len(built) >= 5
     elig = cleaned.screened.set_index("study_id").reindex(built["study_id"])["eligible"]
     assert not elig.any(), built.loc[elig.values, ["center_id", "exclusion_criterion"]].head()
 
 
 def test_eligibility_and_arm_agree_with_the_truth(generated):
+    """Records without injected defects whose time zero is the generator's index date (no HAIC before the systemic
+    start): eligible exactly when they fail no criterion assessed at time zero; the arm at time zero is HAIC-TKIs-P
+    exactly when HAIC started on that day."""
     cleaned, truth, defects, raw_dir = generated
     touched = _touched_records(defects, raw_dir)
     untouched = pd.Series([(c, m) not in touched for c, m in zip(truth["center_id"], truth["mrn"])], index=truth.index)
     s = cleaned.screened.set_index("study_id")
     originals = set(truth["duplicate_of"].dropna())  # "centre:mrn" of the other record of each duplicate pair
     in_pair = truth["duplicate_of"].notna() | (truth["center_id"] + ":" + truth["mrn"]).isin(originals)
-    t = truth[untouched & ~in_pair].set_index("study_id")
+    haic_day = pd.to_numeric(truth["first_haic_day"], errors="coerce")
+    systemic_first = haic_day.isna() | (haic_day >= 0)
+    t = truth[untouched & ~in_pair & systemic_first].set_index("study_id")
     both = t.index.intersection(s.index)
     assert len(both) > 100
-    disagree = both[t.loc[both, "eligible"].astype(bool).to_numpy() != s.loc[both, "eligible"].to_numpy()]
-    # records without any injected defect: the cleaning reaches the generator's eligibility decision
+    expected = ~_fails_at_baseline(t.loc[both, "fails_criteria"])
+    disagree = both[expected.to_numpy() != s.loc[both, "eligible"].to_numpy()]
     assert len(disagree) / len(both) <= 0.01, s.loc[disagree, "exclusion_reason"].value_counts().to_dict()
-    eligible = both[s.loc[both, "eligible"].to_numpy() & t.loc[both, "eligible"].astype(bool).to_numpy()]
-    assert (t.loc[eligible, "realised_arm"] == s.loc[eligible, "arm"]).mean() >= 0.99
+    eligible = both[s.loc[both, "eligible"].to_numpy() & expected.to_numpy()]
+    arm_t0 = pd.Series("TKIs-P", index=eligible).where(haic_day.set_axis(truth["study_id"]).reindex(eligible) != 0,
+                                                       "HAIC-TKIs-P")
+    assert (arm_t0 == s.loc[eligible, "arm"]).mean() >= 0.99
 
 
 def test_derived_best_response_matches_the_latent_truth(generated):

@@ -16,7 +16,8 @@ from analysis_utils.reporting import manuscript as ms
 from analysis_utils.reporting.manuscript import checks, quarto, variables
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("index.qmd", "_supplement.qmd", "_strobe.qmd", "_simulation.qmd", "references.bib", "american-medical-association.csl")
+SOURCES = tuple(sorted(p.name for p in (ROOT / "manuscript").iterdir()  # the article, its include files, bib, csl
+                      if p.is_file() and p.suffix in (".qmd", ".bib", ".csl")))
 
 
 # --------------------------------------------------------------------------------------------------- formatting

@@ -148,14 +148,16 @@ def test_adjusted_cox_is_cox_on_the_prepared_design(lung):
 
 
 def test_landmark_analysis_reclassifies_by_haic_start():
-    # L = 3 months = 91.3 days. Rows: (time, event, arm, offset days)
+    # L = 3 months = 91.3 days. Rows: (time, event, arm at time zero, days from time zero to the first HAIC): the
+    # HAIC-TKIs-P patients had HAIC on day 0; two TKIs-P patients started HAIC later (day 30 and day 100)
     df = pd.DataFrame({"t": [2.0, 5, 6, 7, 8, 9, 10, 4], "e": [1, 1, 0, 1, 1, 0, 1, 1],
-                       "arm": [H, H, H, H, C, C, C, C], "off": [10, -20, 100, 30, np.nan, np.nan, np.nan, np.nan]})
+                       "arm": [H, H, H, H, C, C, C, C], "off": [0, 0, 0, 0, 30, 100, np.nan, np.nan]})
     lm = sv.landmark_analysis(df, "t", "e", 3, offset_days_col="off")
-    # t=2 dies before L -> excluded; offset 100 days = 3.29 months > L -> re-classified to TKIs-P
+    # t=2 dies before L -> excluded; HAIC on day 30 <= L -> re-classified to HAIC-TKIs-P; day 100 > L stays TKIs-P
     assert lm["n"] == 7 and lm["n_excluded"] == 1 and lm["n_reclassified"] == 1 and lm["n_events"] == 5
+    assert lm["n_reclassified_to_haic"] == 1 and lm["n_reclassified_to_control"] == 0
     d = lm["data"].set_index("t_baseline")
-    assert d.loc[6, "arm"] == C and d.loc[6, "arm_baseline"] == H and d.loc[5, "arm"] == H
+    assert d.loc[8, "arm"] == H and d.loc[8, "arm_baseline"] == C and d.loc[9, "arm"] == C and d.loc[5, "arm"] == H
     assert d["t"].tolist() == [2.0, 3, 4, 5, 6, 7, 1]
     direct = cox_ph(lm["data"], "t", "e", ["arm"], reference=sv.ARM_REFERENCE)
     assert lm["hr_unadj"]["hr"] == pytest.approx(direct.loc[0, "hr"]) and lm["cox_adj"] is None
@@ -245,12 +247,13 @@ def test_load_cohorts_joins_matched_and_weights(tmp_path):
 
 
 def _small_cohorts() -> dict[str, dict]:
-    # the _two_arms times for all three endpoints; HAIC offsets -10, 20, 120, 0 days; age, pair, subgroup mvi
+    # the _two_arms times for all three endpoints; HAIC on day 0 for the HAIC-TKIs-P patients, HAIC on days 20 and
+    # 120 for the TKIs-P patients with t = 5 and t = 7 (crossovers); age, pair, subgroup mvi
     d = _two_arms().dropna()
     df = pd.DataFrame({"study_id": list("abcdefgh"), "arm": d["arm"].tolist(),
                        "age": [50.0, 61, 58, 70, 65, 52, 49, 72], "mvi": [1, 0, 1, 0, 0, 1, 0, 1],
                        "subclass": d["pair"].astype(int).tolist(),
-                       "haic_offset_days": [-10, 20, 120, 0, np.nan, np.nan, np.nan, np.nan]})
+                       "haic_offset_days": [0, 0, 0, 0, np.nan, np.nan, 20, 120]})
     for ep, (time_col, event_col, _) in sv.ENDPOINTS.items():
         df[time_col], df[event_col] = d["t"].to_numpy(), d["e"].to_numpy()
     return {"full": {"df": df, "kw": {}, "label": "Full cohort"},
@@ -288,7 +291,7 @@ def test_notebook_steps_structure_and_hand_values():
     # RMST to 6 by hand: HAIC 5, control 3.75 -> difference 1.25 in every row
     assert sv.rmst_table(res, cohorts)["diff"].tolist() == pytest.approx([1.25] * 6)
     # landmark at 3 months keeps t > 3: HAIC 4, 6, 8 and control 5, 7 (n 5, 3 excluded, events at 6 and 5);
-    # the HAIC patient with t = 6 started HAIC at 120 days = 3.94 months > 3 -> re-classified
+    # the TKIs-P patient with t = 5 started HAIC on day 20 <= L -> re-classified; t = 7 (day 120 = 3.94 months) not
     assert sv.haic_timing(cohorts["full"]["df"], 3) == {"n_haic": 4, "n_after_index": 2, "n_after_landmark": 1}
     landmarks = sv.landmark_analyses(cohorts["full"]["df"], SPEC_NB)
     lm = report.landmark_table(landmarks)

@@ -13,4 +13,8 @@ Propensity scores: :mod:`.propensity` (glm), :mod:`.matching` (MatchIt nearest),
 :mod:`.balance` (MatchIt/cobalt balance statistics).
 Binary outcomes: :mod:`.binomial` (exact and score CIs, risk difference, odds ratio, 2 x 2 tests, kappa),
 :mod:`.logistic` (logistic, weighted and conditional logistic regression with sandwich variance).
+Sustained strategies with a grace period: :mod:`.ccw` (clone-censor-weight: person-interval expansion, pooled
+logistic deviation models, IPC weights, weighted Kaplan-Meier on (start, stop] data, contrasts, bootstrap; as R's
+TrialEmulation / survival::survfit with weights), :mod:`.irls` (glm.fit for the binomial logit, also blockwise for
+person-interval designs), :mod:`.cox_counting` (coxph on (start, stop] data with weights).
 """

@@ -7,8 +7,9 @@ docstrings): ``stats.kaplan_meier`` (survfit, quantile.survfit, reverse KM), ``s
 ``stats.rmst`` (survRM2::rmst2), ``stats.evalue`` (EValue::evalues.HR) and ``stats.landmark``. This module adds the
 study: the arms (TKIs-P is the reference level of every Cox model, so HRs are HAIC-TKIs-P versus TKIs-P), the
 endpoints, the cohorts written by 04_matching, the adjusted and landmark models, and the flat ``results.json``
-section. Rules: docs/methods/survival.md (methods), docs/methods/eligibility-and-time-zero.md (arms, index date,
-immortal time).
+section. The arm is the arm known at time zero (HAIC on day 0) and the index date is time zero, the first treatment
+component (``study.treatment``); the landmark analysis reclassifies by HAIC started by the landmark. Rules:
+docs/methods/survival.md (methods), docs/methods/eligibility-and-time-zero.md (arms, time zero, immortal time).
 """
 from __future__ import annotations
 
@@ -274,13 +275,16 @@ def landmark_analysis(df: pd.DataFrame, time_col: str, event_col: str, landmark_
                       offset_days_col: str = "haic_offset_days", covariates: Sequence[str] = (),
                       categorical: Sequence[str] = (), missing: str = "indicator", ties: Ties = "efron",
                       conf_level: float = 0.95) -> dict[str, object]:
-    """Immortal-time sensitivity analysis: landmark at L months (Anderson, Cain & Gelber 1983).
+    """Immortal-time sensitivity analysis: landmark at L months after time zero (Anderson, Cain & Gelber 1983).
 
-    Patients still event-free and followed beyond L (``landmark``) enter, with time restarted at L; the arm is
-    re-classified as HAIC-TKIs-P only if the first HAIC (``offset_days_col`` days from the index date, converted
-    with 30.4375 days per month; missing = never) was at or before L. Cox HR of the re-classified arm from L:
-    unadjusted and, if ``covariates``, adjusted (``adjusted_cox``). Returns data, n, n_excluded, n_reclassified,
-    cox_unadj / cox_adj tables, hr_unadj / hr_adj (``arm_hr``) and notes.
+    Patients still event-free (OS: alive; PFS: progression-free) and followed beyond L (``landmark``) enter, with
+    time restarted at L; the arm is HAIC by L: HAIC-TKIs-P when the first HAIC (``offset_days_col`` days from time
+    zero, converted with 30.4375 days per month; missing = never) was at or before L, else TKIs-P. The arm at time
+    zero (``arm``: HAIC on day 0) is kept as ``arm_baseline``; ``n_reclassified`` counts the patients whose arm at L
+    differs from it (``n_reclassified_to_haic``: TKIs-P at time zero who started HAIC by L; the other direction
+    cannot occur). Cox HR of the arm at L from L: unadjusted and, if ``covariates``, adjusted (``adjusted_cox``).
+    Returns data, n, n_excluded, n_reclassified (and by direction), cox_unadj / cox_adj tables, hr_unadj / hr_adj
+    (``arm_hr``) and notes. Rules: docs/methods/eligibility-and-time-zero.md, docs/methods/target-trial.md.
     """
     if offset_days_col not in df.columns:
         raise ValueError(f"column '{offset_days_col}' is not in the data")
@@ -293,6 +297,10 @@ def landmark_analysis(df: pd.DataFrame, time_col: str, event_col: str, landmark_
     out: dict[str, object] = {"landmark_months": float(landmark_months), "data": lm, "n": len(lm),
                               "n_excluded": lm.attrs["n_excluded"],
                               "n_reclassified": int((lm["arm"] != lm["arm_baseline"]).sum()),
+                              "n_reclassified_to_haic": int(((lm["arm"] == TREATMENT_ARM)
+                                                             & (lm["arm_baseline"] != TREATMENT_ARM)).sum()),
+                              "n_reclassified_to_control": int(((lm["arm"] == CONTROL_ARM)
+                                                                & (lm["arm_baseline"] != CONTROL_ARM)).sum()),
                               "n_events": int(lm[event_col].sum()) if len(lm) else 0, "notes": notes}
     fits = {"unadj": lambda: cox_ph(lm, time_col, event_col, ["arm"], ties=ties, conf_level=conf_level,
                                     reference=ARM_REFERENCE)}
@@ -508,10 +516,11 @@ def matched_os_evalue(res: dict[str, dict[str, dict]]) -> pd.Series | None:
 
 def haic_timing(cohort: pd.DataFrame, landmark_months: float,
                 offset_days_col: str = "haic_offset_days") -> dict[str, int]:
-    """Immortal time at a glance: HAIC patients (offset known), those whose first HAIC came after the index date
-    (offset > 0 days) and after the landmark (offset / 30.4375 > L months)."""
-    offset = cohort[offset_days_col]
-    return {"n_haic": int(offset.notna().sum()), "n_after_index": int((offset > 0).sum()),
+    """HAIC timing from time zero at a glance: patients in HAIC-TKIs-P at time zero (HAIC on day 0), patients whose
+    first HAIC came after time zero (all TKIs-P at time zero: crossovers) and after the landmark L (offset / 30.4375
+    > L months)."""
+    offset = pd.to_numeric(cohort[offset_days_col], errors="coerce")
+    return {"n_haic": int((offset == 0).sum()), "n_after_index": int((offset > 0).sum()),
             "n_after_landmark": int((offset / DAYS_PER_MONTH > landmark_months).sum())}
 
 
@@ -547,7 +556,8 @@ def survival_results(spec: dict, cohorts: dict[str, dict], res: dict[str, dict[s
         lm = landmarks[ep]
         values.update(flat_hr(lm["hr_adj"], f"{ep}_hr_landmark"))
         values.update(flat_hr(lm["hr_unadj"], f"{ep}_hr_landmark_unadj"))
-        values.update({f"{ep}_landmark_n": lm["n"], f"{ep}_landmark_n_reclassified": lm["n_reclassified"]})
+        values.update({f"{ep}_landmark_n": lm["n"], f"{ep}_landmark_n_reclassified": lm["n_reclassified"],
+                       f"{ep}_landmark_n_reclassified_to_haic": lm["n_reclassified_to_haic"]})
     values.update({f"median_follow_up{b}": values[f"os_median_follow_up{b}"] for b in ("", "_lower", "_upper")})
     if evalue is not None:
         values.update({"os_evalue": evalue["evalue_point"], "os_evalue_ci": evalue["evalue_ci"]})

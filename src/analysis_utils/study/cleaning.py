@@ -7,13 +7,16 @@ Steps (each problem goes to the data-quality log with its centre, file, row and 
    (centre, row) order is kept; the others stay in the screened table as ``duplicate_record`` exclusions;
 3. pseudonymise: a stable study ID per (centre, mrn) = ``S`` + the first 10 hex digits of HMAC-SHA256(key,
    "centre|mrn"), then drop every identifier column of the contract;
-4. derive per record: index date (start of the combination = first dose of the earlier of the two drug classes,
-   the other class starting within ``combination_max_gap_days``), arm (HAIC-TKIs-P when HAIC is recorded, else
-   TKIs-P), HAIC timing relative to the index date, combination cycles after HAIC, age at index, Child-Pugh points,
-   score and class, ALBI score and grade, BCLC 2022 stage (checked against the recorded one), PVTT grades,
-   baseline measurable intrahepatic disease, OS time and event.
+4. derive per record (:func:`derive_patients`): time zero (``index_date``: the first treatment component, HAIC or
+   the first TKI/anti-VEGF or PD-(L)1 dose), the arm known at time zero, the combination, HAIC timing and
+   crossover, the naive ever-HAIC classification (:mod:`analysis_utils.study.treatment`), baseline laboratory
+   values as of time zero, age at time zero, Child-Pugh points, score and class, ALBI score and grade, BCLC 2022
+   stage (checked against the recorded one), PVTT grades, the baseline scan in the window ending at time zero and
+   measurable intrahepatic disease on it (:mod:`analysis_utils.study.baseline`), OS time and event, the
+   response-evaluable population (a measurable baseline lesion and at least one follow-up scan), then the
+   eligibility criteria at time zero (:mod:`analysis_utils.study.eligibility`).
 
-Time is measured in days from the index date; months are days / (365.25 / 12).
+Time is measured in days from time zero (``index_date``); months are days / (365.25 / 12).
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis_utils.study import scores
-from analysis_utils.study.baseline import baseline_imaging
+from analysis_utils.study.baseline import apply_baseline_labs, baseline_imaging
 from analysis_utils.study.config import CleaningConfig
 from analysis_utils.study.eligibility import apply_criteria, check_flow, flow_table
 from analysis_utils.study.endpoints import derive_response_endpoints, overall_survival
@@ -52,10 +55,11 @@ class CleanedData:
 
 
 def derive_patients(tables: dict[str, pd.DataFrame], cfg: CleaningConfig, log: QualityLog) -> pd.DataFrame:
-    """One row per screened record with every derived variable and the eligibility flags."""
+    """One row per screened record with every derived variable and the eligibility flags (module docstring, step 4)."""
     p = tables["patients"].copy()
-    timing = treatment_timing(p, tables["systemic_courses"], tables["haic_cycles"], cfg)
+    timing = treatment_timing(p, tables["systemic_courses"], tables["haic_cycles"], cfg, log)
     p = p.merge(timing, on="study_id", how="left")
+    p = apply_baseline_labs(p, tables["labs"], cfg, log)
     age = np.floor((p["index_date"] - p.pop("_birth_date")).dt.days / 365.25)
     bad_age = age.notna() & ((age < 18) | (age > 100))
     if bad_age.any():
@@ -99,10 +103,40 @@ def derive_patients(tables: dict[str, pd.DataFrame], cfg: CleaningConfig, log: Q
 
     img = baseline_imaging(tables["tumour_assessments"], p[["study_id", "index_date"]], cfg)
     p = p.merge(img, on="study_id", how="left")
+    p["response_evaluable"] = (p["baseline_measurable_liver"].astype("boolean").fillna(False).astype(bool)
+                               & (p["n_followup_scans"].fillna(0) >= 1))
     os_ = overall_survival(p, tables["follow_up"], cfg, log)
     p = p.merge(os_, on="study_id", how="left")
-    p = apply_criteria(p, cfg.haic_window_days)
-    return p
+    p = check_start_dates(p, tables["follow_up"], tables["haic_cycles"], cfg, log)
+    p = apply_criteria(p, log)
+    return p.drop(columns=["_t0_file", "_t0_row", "_t0_column"])
+
+
+def check_start_dates(p: pd.DataFrame, follow_up: pd.DataFrame, haic: pd.DataFrame, cfg: CleaningConfig,
+                      log: QualityLog) -> pd.DataFrame:
+    """First treatment component after the recorded death or after the data cut-off: located at the row that set
+    time zero; the record fails ``start_after_death_or_cutoff``. HAIC sessions dated after death are logged (they
+    lie after the end of follow-up and play no part)."""
+    fu = follow_up.dropna(subset=["study_id"]).drop_duplicates("study_id", keep="first").set_index("study_id")
+    death = p["study_id"].map(fu["death_date"])
+    after_death = p["index_date"].notna() & death.notna() & (p["index_date"] > death)
+    after_cut = p["index_date"].notna() & (p["index_date"] > cfg.data_cutoff)
+    bad = after_death | after_cut
+    if bad.any():
+        loc = p.loc[bad, ["center_id", "study_id", "_t0_file", "_t0_row", "_t0_column", "index_date"]]
+        for rec, dead in zip(loc.to_dict("records"), after_death[bad]):
+            log.add(rule=("first treatment component after the death date" if dead
+                          else "first treatment component after the data cut-off"),
+                    action="record fails 'start_after_death_or_cutoff'", center_id=rec["center_id"],
+                    file=rec["_t0_file"], row=rec["_t0_row"], column=rec["_t0_column"], study_id=rec["study_id"],
+                    value=rec["index_date"].strftime("%Y-%m-%d"), severity="error")
+    out = p.assign(start_after_death_or_cutoff=bad)
+    h = haic.dropna(subset=["study_id", "haic_date"])
+    late = h["haic_date"] > h["study_id"].map(fu["death_date"])
+    if late.any():
+        log.add_rows(h[late], rule="HAIC session dated after the death date", column="haic_date",
+                     action="kept; it lies after the end of follow-up and plays no part", severity="warning")
+    return out
 
 
 def add_days_from_index(df: pd.DataFrame, index: pd.DataFrame, date_col: str) -> pd.DataFrame:

@@ -1,20 +1,32 @@
-"""Eligibility criteria of NCT06881433 as named flags, and the STROBE flow that accounts for every screened record.
+"""Eligibility criteria of the target trial emulated from NCT06881433, assessed at time zero, as named flags, and
+the STROBE flow that accounts for every screened record.
 
-Each criterion is a boolean column ``fail_<name>`` on the screened-record table (True = the record fails it). The
-flow assigns each record to the FIRST criterion it fails in :data:`CRITERIA` order, so that
-``screened = sum(excluded by first failing criterion) + analysed`` holds by construction (STROBE item 13).
+Every criterion uses only what is known on or before time zero (the first treatment component). Requirements about
+the future (a follow-up scan, the combination after HAIC, HAIC within a window) are not eligibility: they are
+strategy adherence (docs/methods/target-trial.md) or analysis populations (the response-evaluable population).
 
-Missing data (stated in the manuscript's Methods): an inclusion criterion needs positive evidence (a record
-without a documented diagnosis basis, BCLC stage, combination start or baseline measurable lesion fails it); an
-exclusion criterion needs positive evidence too (a missing ECOG, histology subtype or encephalopathy grade does not
-exclude). Child-Pugh C is decided on the points that are known when a component is missing: the record fails when
-the known points plus one point per missing component already reach 10.
+Each criterion gives three states per record: fails (``fail_<name>`` True), passes, or cannot be assessed because a
+field it needs is blank (``query_<name>`` True). **A blank field is missing, not failed** (issue #13): the record
+stays eligible, the blank field is a data-quality query located in the log, ``eligibility_query`` marks the record
+and a sensitivity analysis excludes such records. The flow assigns each record to the FIRST criterion it fails in
+:data:`CRITERIA` order, so that ``screened = sum(excluded by first failing criterion) + analysed`` (STROBE item 13),
+and counts the analysed patients with a query, per criterion and in total.
+
+Field rules: a recorded diagnosis basis other than radiology, histology or cytology fails; an excluded histology
+subtype, a BCLC stage (recorded, else derived) other than B/C, prior systemic therapy "yes", ECOG 3-4 and
+encephalopathy grade 3-4 fail; each blank is a query. Child-Pugh C fails when the known points plus one per missing
+component reach 10, passes when the known points plus three per missing component stay below 10, else is a query.
+A measurable intrahepatic lesion needs a baseline scan in the window ending at time zero (no scan fails); liver
+lesions with blank diameters and none measured >= 10 mm are a query. Rules: docs/methods/eligibility-and-time-zero.md.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+
+from analysis_utils.study.quality import QualityLog
 
 
 @dataclass(frozen=True)
@@ -22,25 +34,31 @@ class Criterion:
     name: str
     label: str
     kind: str  # "data", "inclusion" or "exclusion"
+    fields: tuple[str, ...] = ()  # patients-table fields whose blank makes the criterion a query
 
 
 CRITERIA: tuple[Criterion, ...] = (
     Criterion("duplicate_record", "Duplicate record (same patient exported twice)", "data"),
-    Criterion("hcc_not_confirmed", "HCC not confirmed by radiology, histology or cytology", "inclusion"),
-    Criterion("excluded_histology", "Cholangiocarcinoma, fibrolamellar, sarcomatoid or combined HCC-CCA", "exclusion"),
-    Criterion("bclc_not_b_or_c", "BCLC stage not B or C", "inclusion"),
-    Criterion("prior_systemic_therapy", "Prior systemic therapy", "exclusion"),
-    Criterion("no_combination", "No TKI/anti-VEGF plus PD-1/PD-L1 combination", "inclusion"),
-    Criterion("haic_outside_window", "HAIC not within 3 months of the first systemic dose", "inclusion"),
-    Criterion("no_cycle_after_haic", "No combination cycle after HAIC", "inclusion"),
-    Criterion("no_measurable_intrahepatic", "No measurable intrahepatic lesion with repeat imaging", "inclusion"),
-    Criterion("child_pugh_c", "Child-Pugh class C", "exclusion"),
-    Criterion("ecog_above_2", "ECOG performance status > 2", "exclusion"),
-    Criterion("severe_encephalopathy", "Severe (grade 3-4) hepatic encephalopathy", "exclusion"),
-    Criterion("invalid_follow_up", "No valid follow-up after the index date", "data"),
+    Criterion("no_treatment_start", "No HAIC, TKI/anti-VEGF or PD-(L)1 treatment recorded (no time zero)", "data"),
+    Criterion("treatment_date_unknown", "Treatment without a date (time zero or first HAIC date unknown)", "data"),
+    Criterion("hcc_not_confirmed", "HCC not confirmed by radiology, histology or cytology", "inclusion",
+              ("diagnosis_basis",)),
+    Criterion("excluded_histology", "Cholangiocarcinoma, fibrolamellar, sarcomatoid or combined HCC-CCA", "exclusion",
+              ("histology_subtype",)),
+    Criterion("bclc_not_b_or_c", "BCLC stage not B or C", "inclusion", ("bclc_stage",)),
+    Criterion("prior_systemic_therapy", "Prior systemic therapy", "exclusion", ("prior_systemic_therapy",)),
+    Criterion("no_measurable_intrahepatic", "No measurable intrahepatic lesion on a baseline scan before time zero",
+              "inclusion", ("ld_mm",)),
+    Criterion("child_pugh_c", "Child-Pugh class C", "exclusion",
+              ("total_bilirubin", "albumin", "inr", "ascites", "encephalopathy")),
+    Criterion("ecog_above_2", "ECOG performance status > 2", "exclusion", ("ecog",)),
+    Criterion("severe_encephalopathy", "Severe (grade 3-4) hepatic encephalopathy", "exclusion", ("encephalopathy",)),
+    Criterion("start_after_death_or_cutoff", "First treatment after death or after the data cut-off", "data"),
+    Criterion("invalid_follow_up", "No valid follow-up after time zero", "data"),
 )
 EXCLUDED_HISTOLOGY = ("cholangiocarcinoma", "fibrolamellar", "sarcomatoid", "combined_hcc_cca")
 CONFIRMED_BASES = ("radiology", "histology", "cytology")
+CP_POINTS = ["cp_bilirubin_pts", "cp_albumin_pts", "cp_inr_pts", "cp_ascites_pts", "cp_encephalopathy_pts"]
 
 
 def _true(s: pd.Series) -> pd.Series:
@@ -52,44 +70,99 @@ def flag_name(name: str) -> str:
     return f"fail_{name}"
 
 
+def query_name(name: str) -> str:
+    return f"query_{name}"
+
+
 def child_pugh_c_lower_bound(points: pd.DataFrame) -> pd.Series:
     """True where Child-Pugh C (>= 10) is certain: known points + 1 per missing component >= 10."""
     return (points.sum(axis=1, min_count=0) + points.isna().sum(axis=1)) >= 10
 
 
-def apply_criteria(df: pd.DataFrame, haic_window_days: int) -> pd.DataFrame:
-    """Add one ``fail_<criterion>`` column per criterion, then ``exclusion_reason`` (first failing) and ``eligible``.
+def child_pugh_c_state(points: pd.DataFrame) -> pd.Series:
+    """Child-Pugh C: True when certain (lower bound >= 10), False when excluded (known + 3 per missing < 10),
+    missing (pd.NA) when the missing components decide it."""
+    known = points.sum(axis=1, min_count=0)
+    n_miss = points.isna().sum(axis=1)
+    out = pd.Series(pd.NA, index=points.index, dtype="boolean")
+    out[(known + n_miss) >= 10] = True
+    out[(known + 3 * n_miss) < 10] = False
+    return out
 
-    Expects the derived columns of :func:`analysis_utils.cleaning.derive_patients`.
-    """
+
+def _state(fail: pd.Series, blank: pd.Series) -> pd.Series:
+    """Three-state criterion: True (fails), False (passes), NA (a needed field is blank)."""
+    out = pd.Series(fail.astype(bool).to_numpy(), index=fail.index, dtype="boolean")
+    out[blank.to_numpy(bool)] = pd.NA
+    return out
+
+
+def criterion_states(df: pd.DataFrame) -> dict[str, pd.Series]:
+    """Every criterion as a three-state series (module docstring). Expects the columns of
+    :func:`analysis_utils.study.cleaning.derive_patients`."""
+    f: dict[str, pd.Series] = {}
+    f["duplicate_record"] = df["duplicate_of"].notna()
+    f["no_treatment_start"] = df["index_date"].isna()
+    f["treatment_date_unknown"] = df["treatment_date_unknown"].astype(bool)
+    basis = df["diagnosis_basis"]
+    f["hcc_not_confirmed"] = _state(basis.notna() & ~basis.isin(CONFIRMED_BASES), basis.isna())
+    hist = df["histology_subtype"]
+    f["excluded_histology"] = _state(hist.isin(EXCLUDED_HISTOLOGY), hist.isna())
+    bclc = df["bclc_stage"]
+    f["bclc_not_b_or_c"] = _state(bclc.notna() & ~bclc.isin(["B", "C"]), bclc.isna())
+    prior = df["prior_systemic_therapy"]
+    f["prior_systemic_therapy"] = _state(prior.eq("yes"), prior.isna())
+    meas = df["baseline_measurable_liver"].astype("boolean")
+    f["no_measurable_intrahepatic"] = _state(meas.eq(False).fillna(False) | df["baseline_date"].isna(),
+                                             meas.isna() & df["baseline_date"].notna())
+    f["child_pugh_c"] = child_pugh_c_state(df[CP_POINTS].astype(float))
+    ecog = pd.to_numeric(df["ecog"], errors="coerce")
+    f["ecog_above_2"] = _state(ecog > 2, ecog.isna())
+    enc = df["encephalopathy"]
+    f["severe_encephalopathy"] = _state(enc.eq("grade_3_4"), enc.isna())
+    f["start_after_death_or_cutoff"] = df["start_after_death_or_cutoff"].astype(bool)
+    f["invalid_follow_up"] = ~_true(df["follow_up_valid"])
+    return f
+
+
+def apply_criteria(df: pd.DataFrame, log: QualityLog | None = None) -> pd.DataFrame:
+    """Add ``fail_<criterion>`` and ``query_<criterion>`` per criterion, then ``exclusion_reason`` (first failing),
+    ``eligible``, ``eligibility_query`` (a blank criterion field; the record stays) and ``blank_criteria``.
+
+    With ``log``, every blank criterion field of a record is a located data-quality query."""
     out = df.copy()
-    f = {}
-    f["duplicate_record"] = out["duplicate_of"].notna()
-    f["hcc_not_confirmed"] = ~out["diagnosis_basis"].isin(CONFIRMED_BASES)
-    f["excluded_histology"] = out["histology_subtype"].isin(EXCLUDED_HISTOLOGY)
-    f["bclc_not_b_or_c"] = ~out["bclc_stage"].isin(["B", "C"])
-    f["prior_systemic_therapy"] = out["prior_systemic_therapy"].eq("yes")
-    f["no_combination"] = out["index_date"].isna()
-    f["haic_outside_window"] = out["first_haic_date"].notna() & ~(out["haic_offset_days"].abs() <= haic_window_days)
-    f["no_cycle_after_haic"] = out["first_haic_date"].notna() & ~_true(out["combination_after_haic"])
-    f["no_measurable_intrahepatic"] = ~(_true(out["baseline_measurable_liver"])
-                                        & (out["n_followup_scans"].fillna(0) >= 1))
-    f["child_pugh_c"] = child_pugh_c_lower_bound(out[["cp_bilirubin_pts", "cp_albumin_pts", "cp_inr_pts",
-                                                      "cp_ascites_pts", "cp_encephalopathy_pts"]].astype(float))
-    f["ecog_above_2"] = pd.to_numeric(out["ecog"], errors="coerce") > 2
-    f["severe_encephalopathy"] = out["encephalopathy"].eq("grade_3_4")
-    f["invalid_follow_up"] = ~_true(out["follow_up_valid"])
+    states = criterion_states(out)
     for c in CRITERIA:
-        out[flag_name(c.name)] = _true(f[c.name]).values
+        s = states[c.name]
+        s = s.astype("boolean") if not pd.api.types.is_bool_dtype(s) else s
+        out[flag_name(c.name)] = _true(s).to_numpy()
+        out[query_name(c.name)] = pd.Series(s).isna().to_numpy()
     flags = out[[flag_name(c.name) for c in CRITERIA]]
+    queries = out[[query_name(c.name) for c in CRITERIA]]
     first = flags.idxmax(axis=1).str.removeprefix("fail_")
     out["exclusion_reason"] = first.where(flags.any(axis=1), None)
     out["eligible"] = ~flags.any(axis=1)
+    out["eligibility_query"] = queries.any(axis=1)
+    names = np.array([c.name for c in CRITERIA])
+    out["blank_criteria"] = [";".join(names[row]) or None for row in queries.to_numpy()]
+    if log is not None:
+        for c in CRITERIA:
+            q = out[query_name(c.name)]
+            if q.any():
+                rows = out.loc[q]
+                fields = [f for f in c.fields if f in rows.columns]
+                blank = rows[fields].isna() if fields else pd.DataFrame(index=rows.index)
+                rows = rows.assign(_v=[", ".join(np.array(fields)[b]) if len(fields) else "" for b in blank.to_numpy()])
+                log.add_rows(rows, rule=f"blank eligibility field: '{c.label}' cannot be assessed",
+                             column=",".join(c.fields), value_col="_v",
+                             action="kept as missing (eligibility query); excluded in the sensitivity analysis "
+                                    "with complete eligibility data")
     return out
 
 
 def flow_table(screened: pd.DataFrame, arm_col: str = "arm") -> pd.DataFrame:
-    """STROBE flow: screened, excluded by first failing criterion (and the number failing it at all), analysed by arm."""
+    """STROBE flow: screened, excluded by first failing criterion (and the number failing it at all), analysed by arm
+    at time zero, and the analysed patients with a blank criterion field (per criterion and in total; kept)."""
     rows = [{"step": "screened", "criterion": "", "label": "Records screened", "n": len(screened), "n_failing_any": None}]
     for c in CRITERIA:
         rows.append({"step": "excluded", "criterion": c.name, "label": c.label,
@@ -98,7 +171,17 @@ def flow_table(screened: pd.DataFrame, arm_col: str = "arm") -> pd.DataFrame:
     eligible = screened[screened["eligible"]]
     rows.append({"step": "analysed", "criterion": "", "label": "Patients analysed", "n": len(eligible), "n_failing_any": None})
     for arm, n in eligible[arm_col].value_counts().sort_index().items():
-        rows.append({"step": "arm", "criterion": arm, "label": f"Arm {arm}", "n": int(n), "n_failing_any": None})
+        rows.append({"step": "arm", "criterion": arm, "label": f"Arm {arm} (at time zero)", "n": int(n),
+                     "n_failing_any": None})
+    if "eligibility_query" in eligible.columns:
+        for c in CRITERIA:
+            q = query_name(c.name)
+            if q in eligible.columns and eligible[q].any():
+                rows.append({"step": "query", "criterion": c.name, "label": f"Blank field: {c.label}",
+                             "n": int(eligible[q].sum()), "n_failing_any": None})
+        rows.append({"step": "query_total", "criterion": "",
+                     "label": "Patients analysed with a blank eligibility field (kept; excluded in a sensitivity "
+                              "analysis)", "n": int(eligible["eligibility_query"].sum()), "n_failing_any": None})
     table = pd.DataFrame(rows)
     table["n_failing_any"] = table["n_failing_any"].astype("Int64")
     return table

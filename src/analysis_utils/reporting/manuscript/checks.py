@@ -240,7 +240,7 @@ def check_references(root: str | Path) -> list[str]:
 # Names that contain digits but are not results: criteria versions, drug classes, the registration number, Vp
 # grades, and the CTCAE grade thresholds that define the safety categories.
 ALLOWED_NUMBER_TERMS = (r"RECIST 1\.1", r"CTCAE (v|version )?5\.0", r"PD-L?1", r"NCT06881433", r"\bVp[1-4]\b",
-                        r"[Gg]rade ≥ ?3", r"[Gg]rade 5\b", r"SHA-256")
+                        r"[Gg]rade ≥ ?3", r"[Gg]rade 5\b", r"SHA-256", r"ICH E9\(R1\)")
 CHECKLIST_FILES = ("_strobe.qmd",)  # the STROBE checklist: item numbers allowed in the first column only
 _ALLOWED_RE = re.compile("|".join(ALLOWED_NUMBER_TERMS))
 

@@ -18,6 +18,7 @@ from analysis_utils.reporting.manuscript.variables_simulation import simulation_
 from analysis_utils.reporting.manuscript.text import (ci_text, covariate_text, date_text, days_text, est_ci_text,
                                                       fmt_count_pct, fmt_int, fmt_pct, human_list, is_missing,
                                                       level_text, median_text, months_list_text, p_text)
+from analysis_utils.reporting.manuscript.variables_target_trial import target_trial_variables
 
 CONF_TYPE_TEXT = {
     "log-log": "log-log transformed",
@@ -257,6 +258,7 @@ def variables_report(out_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
     flow_labels = _flow_labels(out)
     builders: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
         "cohort": ("cleaning", lambda r: _cohort_variables(r, flow_labels, missing)),
+        "target_trial": ("target_trial", lambda r: target_trial_variables(r, params, _collect, missing)),
         "matching": ("matching", lambda r: _matching_variables(r, params, missing)),
         "survival": ("survival", lambda r: _survival_variables(r, params, missing)),
         "response": ("response", lambda r: _response_variables(r, params, missing)),
