@@ -13,4 +13,7 @@ Propensity scores: :mod:`.propensity` (glm), :mod:`.matching` (MatchIt nearest),
 :mod:`.balance` (MatchIt/cobalt balance statistics).
 Binary outcomes: :mod:`.binomial` (exact and score CIs, risk difference, odds ratio, 2 x 2 tests, kappa),
 :mod:`.logistic` (logistic, weighted and conditional logistic regression with sandwich variance).
+Missing data: :mod:`.mice` (chained equations on statsmodels' MICEData: pmm, logreg, polyreg, delta shifts),
+:mod:`.mi` (mice::pool Rubin's rules, Barnard-Rubin df, the "within" runner). Meta-analysis: :mod:`.meta`
+(metafor::rma random effects, I^2).
 """
