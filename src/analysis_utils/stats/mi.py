@@ -133,16 +133,20 @@ def run_within(datasets: Sequence[Any], analysis: Callable[..., Any], *, workers
     number of workers, so seeded analyses give the same numbers serially and in parallel. ``analysis`` must be
     picklable (a module-level function or a ``functools.partial`` of one). ``progress(done, total)`` is called after
     each result in order. A worker's exception is raised here with its original type."""
+    from threadpoolctl import threadpool_limits
+
     total = len(datasets)
     if workers is None or workers <= 1 or total <= 1:
         out = []
-        for i, d in enumerate(datasets, 1):
-            out.append(analysis(d, **kwargs))
-            if progress:
-                progress(i, total)
+        with threadpool_limits(1):  # small matrices: BLAS threads only contend
+            for i, d in enumerate(datasets, 1):
+                out.append(analysis(d, **kwargs))
+                if progress:
+                    progress(i, total)
         return out
     from joblib import Parallel, delayed
 
+    # loky limits each worker's BLAS / OpenMP threads to cpu_count // workers
     gen = Parallel(n_jobs=int(workers), backend="loky", return_as="generator")(
         delayed(analysis)(d, **kwargs) for d in datasets)
     out = []

@@ -306,7 +306,11 @@ def _decode(enc: pd.DataFrame, frame: pd.DataFrame, levels: dict[str, list[Any]]
         if c in levels:
             lv = levels[c]
             vals = pd.Series([lv[int(v)] if np.isfinite(v) else None for v in enc[c]], dtype=object)
-            out[c] = vals.astype("boolean") if pd.api.types.is_bool_dtype(frame[c]) else vals
+            if pd.api.types.is_bool_dtype(frame[c]):
+                vals = vals.astype("boolean")
+            elif pd.api.types.is_numeric_dtype(frame[c]):
+                vals = pd.to_numeric(vals).astype(float)
+            out[c] = vals
         else:
             out[c] = enc[c]
     return pd.DataFrame(out)
