@@ -41,7 +41,7 @@ class ImputationConfig:
 
     enabled: bool = True
     m: int = 20
-    maxit: int = 10
+    maxit: int = 5
     donors: int = 5
     workers: int = 2
     variables: tuple[str, ...] = ()

@@ -285,7 +285,8 @@ def survival_mi_results(pooled: pd.DataFrame, sensitivity: pd.DataFrame | None =
     """Flat keys for the "survival" section of results.json, prefix ``mi_``: ``mi_{ep}_hr_{cohort}`` (+ _lower,
     _upper, _p, _fmi, _riv, _df, _m), ``mi_{ep}_rmst_diff_{cohort}``, ``mi_{ep}_surv_diff_{t}_{cohort}``; the
     complete-case and indicator columns of the sensitivity table (``cc_...``, ``ind_...``); the tipping point
-    (smallest delta per scenario at which the matched OS CI includes 1); the centre sensitivity analyses and the
+    (per scenario the smallest delta at which the matched OS CI changes side of 1 relative to the main analysis,
+    None when it never does, and the estimate at the largest delta); the centre sensitivity analyses and the
     forest's random-effects summary."""
     out: dict[str, Any] = {}
     for r in pooled.itertuples(index=False):
@@ -305,13 +306,17 @@ def survival_mi_results(pooled: pd.DataFrame, sensitivity: pd.DataFrame | None =
                     out.update({f"{design}_{stem}": r[design], f"{design}_{stem}_lower": r[f"{design}_lower"],
                                 f"{design}_{stem}_upper": r[f"{design}_upper"], f"{design}_{stem}_p": r[f"{design}_p"]})
     if tipping is not None and len(tipping):
+        main = pooled[(pooled["endpoint"] == "os") & (pooled["cohort"] == "matched") & (pooled["measure"] == "log_hr")]
+        main_sig = bool(len(main) and (main["conf_high"].iloc[0] < 0 or main["conf_low"].iloc[0] > 0))
+        out["mi_tipping_main_significant"] = main_sig
         for scen, g in tipping.groupby("scenario"):
             g = g.sort_values("delta")
-            flips = g.loc[~g["significant"], "delta"]
+            flips = g.loc[g["significant"] != main_sig, "delta"]
             out[f"mi_tipping_{scen}_delta"] = float(flips.iloc[0]) if len(flips) else None
             out[f"mi_tipping_{scen}_max_delta"] = float(g["delta"].max())
             last = g.iloc[-1]
             out.update({f"mi_tipping_{scen}_hr_at_max": float(last["hr"]),
+                        f"mi_tipping_{scen}_lower_at_max": float(last["lower"]),
                         f"mi_tipping_{scen}_upper_at_max": float(last["upper"])})
     if centre_pooled is not None:
         for analysis, key in (("stratified by centre", "strat_centre"), ("clustered by centre", "cluster_centre")):
