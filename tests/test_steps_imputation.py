@@ -152,3 +152,28 @@ def test_centre_spec_table_and_forest():
     ref = meta.random_effects([-0.5, -0.2, -0.8], [0.09, 0.0625, 0.16], "REML")
     assert summary["hr"] == pytest.approx(np.exp(ref.estimate)) and summary["i2"] == pytest.approx(ref.i2)
     assert summary["centres_left_out"] == ["C4"] and len(est) == 3
+
+
+def test_manuscript_variables_of_the_imputation_block():
+    from analysis_utils.reporting.manuscript import variables_imputation as vi
+    results = {"imputation": {"enabled": True, "m": 20, "maxit": 5, "donors": 5, "n_patients_any_missing": 283,
+                              "n_cohort": 872, "n_complete_cases": 589},
+               "survival": {"mi_os_hr_matched": 0.6, "mi_os_hr_matched_lower": 0.5, "mi_os_hr_matched_upper": 0.72,
+                            "mi_os_hr_matched_p": 0.0001, "mi_os_hr_matched_fmi": 0.21,
+                            "mi_tipping_main_significant": True, "mi_tipping_ecog_delta": None,
+                            "mi_tipping_ecog_max_delta": 3.0, "mi_tipping_ecog_hr_at_max": 0.63,
+                            "mi_tipping_ecog_lower_at_max": 0.52, "mi_tipping_ecog_upper_at_max": 0.76,
+                            "mi_tipping_child_pugh_delta": 2.0, "mi_tipping_child_pugh_max_delta": 3.0,
+                            "mi_tipping_child_pugh_hr_at_max": 0.8, "mi_tipping_child_pugh_lower_at_max": 0.6,
+                            "mi_tipping_child_pugh_upper_at_max": 1.05}}
+    params = {"imputation": {"tipping_point": {"variables": {"ecog": ["ecog"], "child_pugh": ["cp"]},
+                                               "deltas": [1.0, 2.0, 3.0]}}, "centres": {"ps_model": "exact"}}
+    missing: list[str] = []
+    v = vi.build(results, params, missing)
+    assert v["m"] == "20" and v["n_any_missing"] == "283 of 872 (32.5%)"
+    assert v["os_hr_matched"].startswith("0.60 (95% CI 0.50") and v["tipping_deltas"] == "1, 2, and 3"
+    assert "still excluded 1 with ECOG performance status imputed worse by up to 3" in v["tipping"]
+    assert "included 1 once the Child-Pugh component points were imputed worse by 2" in v["tipping"]
+    assert v["centre_ps"].startswith("Patients were matched within centre")
+    assert any("cc_os_hr_matched" in m for m in missing)  # absent keys are reported, not typed
+    assert vi.build({"imputation": {"enabled": False}}, params, []) == {}
