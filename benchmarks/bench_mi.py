@@ -53,14 +53,16 @@ def run_once(params: Path) -> dict:
             "peak_rss_mb": after.ru_maxrss / 1024, "log_tail": log[-1500:] if proc.returncode else ""}
 
 
-def main(repeats: int) -> dict:
+def main(repeats: int, keep: str | None = None) -> dict:
     raw = ROOT / yaml.safe_load((ROOT / "params" / "default.yaml").read_text())["input_dir"]
     if not raw.is_dir():
         from analysis_utils.runner import pipeline
         pipeline.generate_input(pipeline.load_params(ROOT / "params" / "default.yaml"), ROOT)
     results: dict[str, list[dict]] = {k: [] for k in CONFIGS}
     with tempfile.TemporaryDirectory() as tmp:
-        files = {k: _params_file(Path(tmp), f"c{i}", v) for i, (k, v) in enumerate(CONFIGS.items())}
+        folder = Path(keep) if keep else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {k: _params_file(folder, f"c{i}", v) for i, (k, v) in enumerate(CONFIGS.items())}
         for _ in range(repeats):  # alternate the configurations so that a change in machine load hits both
             for name, path in files.items():
                 r = run_once(path)
@@ -88,7 +90,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--keep", help="write the runs' params and outputs under this folder and keep them")
     args = ap.parse_args()
-    out = main(args.repeats)
+    out = main(args.repeats, args.keep)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2, default=str))

@@ -119,7 +119,7 @@ def test_within_survival_pooled_and_sensitivity_rows():
 
 def test_tipping_point_shifts_ecog_toward_worse():
     c = _cohort()
-    cfg = _cfg(tipping_point={"variables": {"ecog": ["ecog"]}, "deltas": [4.0], "m": 2, "maxit": 1})
+    cfg = _cfg(tipping_point={"variables": {"ecog": ["ecog"]}, "deltas": [4.0], "m": 2, "maxit": 1, "propagate": False})
     imp = imputation.impute_cohort(c, cfg)
     mnar, notes = imputation.tipping_imputations(c, imp)
     assert set(mnar[".scenario"]) == {"ecog"} and set(mnar[".imp"]) == {1, 2} and not notes

@@ -152,19 +152,11 @@ class _Chain(MICEData):
             self._full[:, self._slices[col]] = self._block(col)
 
     def _usable(self, x_obs: np.ndarray) -> np.ndarray:
-        """Columns that vary among the fitting rows and are not exact duplicates of an earlier one."""
-        keep = [0]
-        seen: set[bytes] = set()
-        for j in range(1, x_obs.shape[1]):
-            col = x_obs[:, j]
-            if col.std() == 0:
-                continue
-            key = np.round(col, 12).tobytes()
-            if key in seen:
-                continue
-            seen.add(key)
-            keep.append(j)
-        return np.asarray(keep)
+        """Columns that vary among the fitting rows and are not exact duplicates of an earlier one (the intercept,
+        column 0, is always kept)."""
+        varying = np.flatnonzero(x_obs[:, 1:].std(axis=0) > 0) + 1
+        _, first = np.unique(np.round(x_obs[:, varying], 12), axis=1, return_index=True)
+        return np.concatenate([[0], varying[np.sort(first)]])
 
     def get_fitting_data(self, vname: str):  # noqa: ANN201 - MICEData's signature
         x = self._design(vname)
@@ -202,10 +194,11 @@ class _Chain(MICEData):
             rows = self.rng.integers(0, n, n)
             if np.unique(y[rows]).size > 1:
                 break
+        yb, xb = y[rows].astype(int), x[rows, 1:]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            self.results[vname] = LogisticRegression(C=self._ridge_c, solver="newton-cg", max_iter=200).fit(x[rows, 1:],
-                                                                                      y[rows].astype(int))
+            fit = LogisticRegression(C=self._ridge_c, solver="newton-cg", max_iter=200).fit(xb, yb)
+        self.results[vname] = fit
         if any("converge" in str(w.message).lower() for w in caught):
             self.fallbacks[vname] = self.fallbacks.get(vname, 0) + 1
 
@@ -323,14 +316,15 @@ def _one(args: tuple) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
 
 def mice(frame: pd.DataFrame, *, categorical: Sequence[str] = (), m: int = 20, maxit: int = 10, donors: int = 5,
          seed: int = 0, methods: dict[str, str] | None = None, delta: dict[str, float] | None = None,
-         init: pd.DataFrame | None = None, workers: int = 1,
+         init: pd.DataFrame | None = None, visit: Sequence[str] | None = None, workers: int = 1,
          progress: Callable[[int, int], None] | None = None) -> MiceResult:
     """m imputations of ``frame`` (every column is imputed if incomplete and used as a predictor of the others),
     R ``mice(frame, m, maxit, method = <defaults>, donors)`` semantics as the module docstring states; the chains
     run in up to ``workers`` processes (``stats.mi.run_within``), chain l seeded by ``SeedSequence(seed).spawn(m)
     [l - 1]``. ``methods`` overrides the default method of a column. ``delta`` shifts the imputations of the
     named columns (MNAR sensitivity). ``init``: a long completed frame (``.imp``, columns) to continue from instead
-    of random start values, e.g. a delta-adjusted continuation of MAR chains."""
+    of random start values, e.g. a delta-adjusted continuation of MAR chains; ``visit`` restricts the variables
+    updated in each cycle (the others keep their ``init`` values), e.g. to re-draw only the shifted variables."""
     from analysis_utils.stats.mi import run_within
 
     if m < 1 or maxit < 1 or donors < 1:
@@ -359,7 +353,9 @@ def mice(frame: pd.DataFrame, *, categorical: Sequence[str] = (), m: int = 20, m
         if meth != "pmm" and c not in factors:
             raise ValueError(f"{c!r}: method {meth!r} needs a categorical column")
         chosen[c] = meth
-    todo = {c: v for c, v in chosen.items() if v in METHODS}
+    todo = {c: v for c, v in chosen.items() if v in METHODS and (visit is None or c in visit)}
+    if visit is not None and init is None:
+        raise ValueError("visit needs init: the variables not visited must start from completed values")
     seeds = np.random.SeedSequence(seed).spawn(m)
     inits = [None] * m
     if init is not None:

@@ -62,6 +62,9 @@ class ImputationConfig:
         tp = self.tipping_point
         if tp and not {"variables", "deltas", "m", "maxit"} <= set(tp):
             raise ValueError("imputation.tipping_point needs variables, deltas, m and maxit")
+        if tp and set(tp) - {"variables", "deltas", "m", "maxit", "propagate"}:
+            raise ValueError(f"imputation.tipping_point: unknown key(s) "
+                             f"{sorted(set(tp) - {'variables', 'deltas', 'm', 'maxit', 'propagate'})}")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "ImputationConfig":
@@ -187,7 +190,9 @@ def tipping_imputations(cohort: pd.DataFrame, imp: ImputationOutput,
     for each scenario (a named list of variables, e.g. ``ecog: [ecog]`` or ``child_pugh: [<the five points>]``)
     and each delta, the first ``m`` MAR chains are continued for ``maxit`` iterations with the imputed values of
     the scenario's variables shifted toward their later (worse) levels by ``delta`` on the logit scale
-    (``stats.mice``), so the shift propagates to the other variables. Returns the long frame (``.scenario``,
+    (``stats.mice``). By default only the scenario's variables are re-drawn (from their imputation models, the
+    other variables at their MAR-imputed values); with ``propagate: true`` every variable is updated in each
+    iteration, so the shift also moves the other imputations (slower). Returns the long frame (``.scenario``,
     ``.delta``, ``.imp``, study_id, covariates) and notes."""
     cfg, tp = imp.config, imp.config.tipping_point
     if not tp:
@@ -206,7 +211,7 @@ def tipping_imputations(cohort: pd.DataFrame, imp: ImputationOutput,
                 progress(f"{scenario}, delta {delta:g}")
             res = mice(frame, categorical=categorical, m=m, maxit=int(tp["maxit"]), donors=cfg.donors,
                        seed=cfg.seed + 1, delta={v: float(delta) for v in variables}, init=init,
-                       workers=cfg.workers)
+                       visit=None if tp.get("propagate", False) else list(variables), workers=cfg.workers)
             part_notes: list[str] = []
             done = _completed(res, cohort, cfg, part_notes, m)
             notes += [f"tipping point {scenario}, delta {delta:g}: {n}" for n in part_notes]

@@ -210,14 +210,23 @@ def tipping_cohorts(cohort: pd.DataFrame, mnar: pd.DataFrame, columns: Sequence[
 
 def tipping_one(cohort: pd.DataFrame, matching_spec: dict[str, Any], seed: Any, ties: str = "efron"
                 ) -> tuple[float, float, float]:
-    """One delta-adjusted imputation: the study's matching (``steps.matching.run_matching``) and the matched OS
-    Cox model (pair-clustered): (log HR, SE, dfcom)."""
-    from analysis_utils.steps.matching import run_matching
+    """One delta-adjusted imputation: the study's propensity model and matching exactly as
+    ``steps.matching.run_matching`` (same spec checks, ``estimate_propensity``, the matching step), without the
+    weights and balance tables the tipping point does not use, then the matched OS Cox model (pair-clustered):
+    (log HR, SE, dfcom)."""
+    from analysis_utils.stats.propensity import estimate_propensity
+    from analysis_utils.steps.matching import _match_step, check_matching_spec
 
-    mo = run_matching(cohort, matching_spec, seed=seed)
-    if not len(mo.matched):
+    s = check_matching_spec(matching_spec)
+    data = cohort.reset_index(drop=True)
+    prop = estimate_propensity(data, "arm", s["covariates"], categorical=s["categorical"], missing=s["missing"],
+                               treated_value=ARM_HAIC)
+    used = data.loc[prop.ps.index]
+    match = _match_step(s, used, prop.treatment.to_numpy() == 1, prop, seed, [])
+    if match is None or not (match.weights > 0).any():
         return np.nan, np.nan, np.nan
-    mdf = cohort.merge(mo.matched, on="study_id", how="inner")
+    sel = match.weights > 0
+    mdf = used.loc[sel].assign(subclass=match.subclass[sel])
     return _cox_row(mdf, "os_months", "os_event", cluster_col="subclass", ties=ties)
 
 
