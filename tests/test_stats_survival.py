@@ -631,3 +631,20 @@ def test_bad_model_input_raises_clear_message():
         kaplan_meier([1, 2], [1, 1], conf_type="logit")
     with pytest.raises(ValueError, match="beyond the last follow-up"):
         rmst([1, 2, 3], [1, 0, 0], tau=5)
+
+
+def test_cox_coefficients_fast_path_agrees_with_cox_ph():
+    """stats.cox.cox_coefficients (coxph.fit Newton-Raphson, no concordance) gives cox_ph's coefficient and naive,
+    robust and cluster SEs (docs/methods/survival.md)."""
+    from analysis_utils.stats.cox import cox_coefficients, cox_ph
+    rng = np.random.default_rng(4)
+    n = 120
+    df = pd.DataFrame({"t": np.round(rng.exponential(10, n), 1), "e": rng.integers(0, 2, n),
+                       "arm": rng.choice(["a", "b"], n), "x": rng.normal(size=n), "pair": np.arange(n) // 2,
+                       "w": rng.uniform(0.5, 2, n)})
+    for kw in ({}, {"cluster_col": "pair"}, {"weights_col": "w"}, {"strata_col": "pair"}):
+        a = cox_ph(df, "t", "e", ["arm", "x"], **kw)
+        b = cox_coefficients(df, "t", "e", ["arm", "x"], **kw)
+        assert b["coef"].to_numpy() == pytest.approx(a["coef"].to_numpy(), abs=1e-6)
+        assert b["se"].to_numpy() == pytest.approx(a["se"].to_numpy(), rel=1e-5)
+        assert b.attrs["variance"] == a.attrs["variance"]

@@ -51,3 +51,9 @@ def write_section(output_dir: str | Path, section: str, values: dict[str, Any]) 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
     return results
+
+
+def update_section(output_dir: str | Path, section: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Add ``values`` to one section of ``results.json`` (keys already there are replaced, others kept): for a
+    notebook's later cells (e.g. its multiple-imputation analyses) that add to the section its main cells wrote."""
+    return write_section(output_dir, section, {**load_results(output_dir).get(section, {}), **values})

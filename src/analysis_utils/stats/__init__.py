@@ -17,4 +17,7 @@ Sustained strategies with a grace period: :mod:`.ccw` (clone-censor-weight: pers
 logistic deviation models, IPC weights, weighted Kaplan-Meier on (start, stop] data, contrasts, bootstrap; as R's
 TrialEmulation / survival::survfit with weights), :mod:`.irls` (glm.fit for the binomial logit, also blockwise for
 person-interval designs), :mod:`.cox_counting` (coxph on (start, stop] data with weights).
+Missing data: :mod:`.mice` (chained equations on statsmodels' MICEData: pmm, logreg, polyreg, delta shifts),
+:mod:`.mi` (mice::pool Rubin's rules, Barnard-Rubin df, the "within" runner). Meta-analysis: :mod:`.meta`
+(metafor::rma random effects, I^2).
 """

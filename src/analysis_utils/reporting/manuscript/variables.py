@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from analysis_utils.reporting import tables
+from analysis_utils.reporting.manuscript import variables_imputation
 from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
 from analysis_utils.reporting.manuscript.variables_simulation import simulation_variables
 from analysis_utils.reporting.manuscript.text import (ci_text, covariate_text, date_text, days_text, est_ci_text,
@@ -272,6 +273,7 @@ def variables_report(out_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
         if block:
             variables[name] = block
     variables["simulation"] = simulation_variables(out)  # the supplement's simulation section
+    variables["imputation"] = variables_imputation.build(results, params, missing)
     return variables, missing
 
 
