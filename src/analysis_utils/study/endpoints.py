@@ -82,8 +82,13 @@ def derive_response_endpoints(screened: pd.DataFrame, lesions: pd.DataFrame, cfg
                   grace_days_after_index=cfg.baseline_imaging_after_days)
         res = recist.derive_response(les, idx, crit, confirm=False, **kw)
         conf = recist.derive_response(les, idx, crit, confirm=True, **kw)
-        if crit == recist.CRITERIA[0]:  # the engine's data-quality entries are the same for both criteria
-            for rec in res.data_quality.to_dict("records"):
+        # the entries common to both criteria (input problems) are logged once, under the first criterion
+        dq = res.data_quality.drop_duplicates()
+        if crit != recist.CRITERIA[0]:
+            dq = dq.merge(logged, how="left", indicator=True).query("_merge == 'left_only'").drop(columns="_merge")
+        logged = dq if crit == recist.CRITERIA[0] else pd.concat([logged, dq], ignore_index=True)
+        if len(dq):
+            for rec in dq.to_dict("records"):
                 date = rec["assessment_date"].strftime("%Y-%m-%d") if pd.notna(rec["assessment_date"]) else ""
                 log.add(rule=f"tumour assessment: {rec['rule']}", action=rec["action"],
                         center_id=center_of.get(rec["study_id"], ""), file="tumour_assessments",
