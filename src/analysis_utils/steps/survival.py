@@ -26,6 +26,7 @@ from analysis_utils.stats.landmark import landmark
 from analysis_utils.stats.logrank import logrank_test
 from analysis_utils.stats.rmst import rmst_difference, weighted_rmst_difference
 from analysis_utils.stats.survival_input import survival_data
+from analysis_utils.study.endpoints import PFS_RULES
 from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
 
 TREATMENT_ARM, CONTROL_ARM = ARM_HAIC, ARM_CONTROL
@@ -561,3 +562,29 @@ def headline_results(values: dict[str, object]) -> dict[str, object]:
     """The OS medians and hazard ratios of the results section (keys os_*, with '_hr_' or 'median', <= 4 '_')."""
     return {k: v for k, v in values.items() if k.startswith("os_") and ("_hr_" in k or "median" in k)
             and k.count("_") <= 4}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# PFS event and censoring rules (docs/methods/pfs-rules.md)
+# --------------------------------------------------------------------------------------------------------------------
+PFS_DEFINITIONS = {"": "main", "_newtx": "new anticancer therapy censored", "_allevents": "all events"}
+
+
+def pfs_rule_counts(cohort: pd.DataFrame, criteria: Sequence[str] = ("recist", "mrecist"),
+                    arm_col: str = "arm") -> pd.DataFrame:
+    """Patients per PFS rule (``pfs_<criterion><definition>_rule``, study.endpoints.PFS_RULES order) and arm, for
+    every criterion and definition present in ``cohort``: columns criterion, definition, rule, one count per arm
+    (HAIC-TKIs-P, TKIs-P) and total."""
+    rows = []
+    for crit in criteria:
+        for suffix, label in PFS_DEFINITIONS.items():
+            col = f"pfs_{crit}{suffix}_rule"
+            if col not in cohort.columns:
+                continue
+            counts = pd.crosstab(cohort[col], cohort[arm_col]).reindex(index=list(PFS_RULES),
+                                                                      columns=[TREATMENT_ARM, CONTROL_ARM],
+                                                                      fill_value=0)
+            for rule, r in counts.iterrows():
+                rows.append({"criterion": crit, "definition": label, "rule": rule, TREATMENT_ARM: int(r[TREATMENT_ARM]),
+                             CONTROL_ARM: int(r[CONTROL_ARM]), "total": int(r.sum())})
+    return pd.DataFrame(rows)
