@@ -296,7 +296,7 @@ def test_sd_minimum_duration():
             + liver_series("C", "L1", [(-7, 40), (28, 38), (70, 38)]))
     res = run(rows, "ABC", "recist")
     assert [bor(res, s) for s in "ABC"] == ["PD", "NE", "SD"]
-    assert res.summary.set_index("study_id").loc["B", "bor_reason"] == rc.R_NOT_EVALUABLE
+    assert res.summary.set_index("study_id").loc["B", "bor_reason"] == rc.R_EARLY_SD
     # with min_sd_days = 21 the day-28 SD counts: A and B become SD.
     res21 = run(rows, "ABC", "recist", min_sd_days=21)
     assert [bor(res21, s) for s in "ABC"] == ["SD", "SD", "SD"]
@@ -414,3 +414,123 @@ def test_study_not_in_index_and_baseline_only_patient():
     s = res.summary.iloc[0]
     assert list(res.summary.study_id) == ["A"]
     assert s.bor == "NE" and s.bor_reason == rc.R_NO_FOLLOW_UP and s.n_post_baseline == 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A lesion with measurements is assessable from them (issue 14): an empty non-target status is read from the
+# diameters; what the recorded values imply under mRECIST; why a BOR is NE
+# ---------------------------------------------------------------------------------------------------------
+
+def test_site_target_that_is_an_mrecist_non_target_is_read_from_its_diameters():
+    # The centre labels both liver lesions "target" (so neither row has a non-target status). L1 enhances
+    # (viable 40 -> 10 -> 0); L3 never enhances (arterial_enhancement False, no viable diameter): under mRECIST
+    # L3 is not measurable, hence a non-target without a status. Its diameters decide: no arterial enhancement
+    # means no viable tissue -> resolved, so day 84 is target CR + non-target CR = CR (before: NE -> PR).
+    # RECIST: both are targets (LD 50 and 30); day 84 LD 0 + 0 -> CR as well.
+    rows = [L("A", -7, "L1", ld=50, viable=40, ae=True), L("A", -7, "L3", ld=30, ae=False),
+            L("A", 42, "L1", ld=20, viable=10, ae=True), L("A", 42, "L3", ld=9, ae=False),
+            L("A", 84, "L1", ld=0, viable=0, ae=False), L("A", 84, "L3", ld=0, ae=False)]
+    m = run(rows, ["A"], "mrecist")
+    assert m.targets.set_index("lesion_id")["role"].to_dict() == {"L1": "target", "L3": "non_target"}
+    assert visit_resp(m, "A", 1, "nontarget_response") == "CR"    # L3 9 mm but not enhancing: no viable tissue
+    assert visit_resp(m, "A", 1) == "PR"                            # target 40 -> 10: -75 %, PR
+    assert visit_resp(m, "A", 2, "target_response") == "CR"
+    assert visit_resp(m, "A", 2, "nontarget_response") == "CR"
+    assert bor(m, "A") == "CR"
+    dq = m.data_quality
+    assert dq.loc[dq.rule == "nontarget_status_from_measurements", "lesion_id"].tolist() == ["L3"]  # once
+    r = run(rows, ["A"], "recist")
+    assert visit_resp(r, "A", 2) == "CR" and bor(r, "A") == "CR"
+
+
+def test_third_liver_target_of_the_site_is_a_recist_non_target_read_from_its_diameters():
+    # Three liver lesions labelled "target" by the centre (LD 60, 40, 20): the engine keeps 2 per organ, so L3
+    # is a non-target without a status. B: L3 measured 0 on day 84 -> resolved -> CR.
+    # C: L3 measured 6 mm -> present -> non-CR/non-PD -> target CR + non-target persisting = PR (§1.5).
+    # D: L3 without any diameter on day 84 -> not assessed -> non-target NE -> target CR + NE = PR.
+    rows = []
+    for sid, l3 in (("B", 0.0), ("C", 6.0), ("D", np.nan)):
+        rows += [L(sid, -7, "L1", ld=60, viable=60, ae=True), L(sid, -7, "L2", ld=40, viable=40, ae=True),
+                 L(sid, -7, "L3", ld=20, viable=20, ae=True),
+                 L(sid, 84, "L1", ld=0, viable=0, ae=False), L(sid, 84, "L2", ld=0, viable=0, ae=False),
+                 L(sid, 84, "L3", ld=l3, viable=l3)]
+    res = run(rows, "BCD", "recist")
+    assert res.targets.query("study_id == 'B'").set_index("lesion_id")["role"].to_dict() == {
+        "L1": "target", "L2": "target", "L3": "non_target"}
+    assert [visit_resp(res, s, 1, "nontarget_response") for s in "BCD"] == ["CR", "non-CR/non-PD", "NE"]
+    assert [visit_resp(res, s, 1) for s in "BCD"] == ["CR", "PR", "PR"]
+
+
+def test_explicit_status_wins_over_the_diameters():
+    # A recorded "not_assessed" stays not assessed even with a diameter (lung nodule 8 mm: a non-target);
+    # "absent" stays resolved whatever diameter is recorded beside it.
+    rows = liver_series("A", "L1", [(-7, 40), (56, 0)]) + [
+        L("A", -7, "P1", "lung", "non_target", ld=8, status="present"),
+        L("A", 56, "P1", "lung", "non_target", ld=8, status="not_assessed")]
+    rows_b = [dict(r, study_id="B") for r in rows[:3]] + [L("B", 56, "P1", "lung", "non_target", ld=8, status="absent")]
+    res = run(rows + rows_b, "AB", "recist")
+    assert visit_resp(res, "A", 1, "nontarget_response") == "NE"
+    assert visit_resp(res, "A", 1) == "PR"
+    assert visit_resp(res, "B", 1) == "CR"
+
+
+def test_measured_lesion_state_table():
+    # organ, ld, sa, viable, ae_true, ae_false -> RECIST state, mRECIST state
+    liver, lung, node = rules.ORGANS.index("liver"), rules.ORGANS.index("lung"), rules.NODE
+    R, P, U = rules.RESOLVED, rules.PERSISTS, rules.UNASSESSED
+    cases = [  # organ   ld      sa      viable  ae_t   ae_f     recist mrecist
+        (liver, 0.0, np.nan, np.nan, False, False, R, R),      # LD 0: gone
+        (liver, 25.0, np.nan, np.nan, False, True, P, R),      # present, but no viable tissue (mRECIST)
+        (liver, 25.0, np.nan, 0.0, False, False, P, R),        # viable 0
+        (liver, 25.0, np.nan, 8.0, False, False, P, P),        # viable 8
+        (liver, 25.0, np.nan, np.nan, True, False, P, P),      # enhancing LD 25
+        (liver, 25.0, np.nan, np.nan, False, False, P, U),     # mRECIST: viable part unknown
+        (liver, np.nan, np.nan, 12.0, False, False, P, P),     # RECIST: viable 12 lies inside LD > 0
+        (liver, np.nan, np.nan, np.nan, False, False, U, U),   # nothing recorded
+        (lung, 0.0, np.nan, np.nan, False, False, R, R),
+        (lung, 7.0, np.nan, np.nan, False, False, P, P),
+        (node, 30.0, 9.9, np.nan, False, False, R, R),         # node: short axis < 10 mm
+        (node, 30.0, 10.0, np.nan, False, False, P, P),
+        (node, 30.0, np.nan, np.nan, False, False, U, U),      # node needs its short axis
+    ]
+    cols = list(zip(*cases))
+    arr = [np.array(c) for c in cols[:6]]
+    for crit, expect in (("recist", cols[6]), ("mrecist", cols[7])):
+        got = rules.measured_lesion_state(arr[0], arr[1], arr[2], arr[3], arr[4].astype(bool),
+                                          arr[5].astype(bool), crit)
+        assert got.tolist() == list(expect), crit
+
+
+def test_mrecist_recovers_what_the_recorded_values_imply():
+    # A: baseline LD not recorded, viable 79 (enhancing): viable >= 10 shows LD >= 10 -> mRECIST target
+    #    (before: not measurable, BOR NE). Viable 79 -> 20 (-75 %) -> PR.
+    # B: arterial enhancement not recorded at baseline but viable 60 > 0 -> enhancing -> target; logged.
+    #    Day 56: viable not recorded, no enhancement -> viable 0 -> CR; logged.
+    # C: viable diameter never recorded (a centre recording RECIST only): mRECIST cannot measure the target ->
+    #    NE with the reason "diameter not recorded"; RECIST is unaffected (LD 50 -> 45: SD).
+    rows = [L("A", -7, "L1", ld=np.nan, viable=79, ae=True), L("A", 56, "L1", ld=np.nan, viable=20, ae=True),
+            L("B", -7, "L1", ld=70, viable=60, ae=NA), L("B", 56, "L1", ld=30, viable=np.nan, ae=False),
+            L("C", -7, "L1", ld=50, ae=True), L("C", 56, "L1", ld=45, ae=True)]
+    m = run(rows, "ABC", "mrecist")
+    s = m.summary.set_index("study_id")
+    assert s.loc["A", "n_targets"] == 1 and s.loc["A", "bor"] == "PR"
+    assert s.loc["B", "bor"] == "CR"
+    assert s.loc["C", "bor"] == "NE" and s.loc["C", "bor_reason"] == rc.R_NO_TARGET_UNRECORDED
+    dq = m.data_quality.set_index("rule")
+    assert dq.loc["mrecist_enhancement_from_viable_diameter", "study_id"] == "B"
+    assert dq.loc["mrecist_viable_zero_without_enhancement", "assessment_date"] == DAY0 + pd.Timedelta(days=56)
+    r = run(rows, "ABC", "recist").summary.set_index("study_id")
+    assert r.loc["C", "bor"] == "SD"
+    assert r.loc["A", "bor"] == "NE" and r.loc["A", "bor_reason"] == rc.R_NO_TARGET_UNRECORDED  # LD not recorded
+    assert "mrecist_viable_zero_without_enhancement" not in set(run(rows, "ABC", "recist").data_quality.rule)
+
+
+def test_ne_reasons():
+    # A: the only target is not measured at any follow-up visit -> every time point NE.
+    # B: CR on day 28 only, confirmation asked, nothing later, day 28 < min_sd_days -> unconfirmed.
+    rows = [L("A", -7, "L1", ld=40, viable=40, ae=True), L("A", 56, "L1", ae=True),
+            L("B", -7, "L1", ld=40, viable=40, ae=True), L("B", 28, "L1", ld=0, viable=0, ae=False)]
+    s = run(rows, "AB", "recist", confirm=True).summary.set_index("study_id")
+    assert s.loc["A", "bor_reason"] == rc.R_ALL_NE
+    assert s.loc["B", "bor"] == "NE" and s.loc["B", "bor_reason"] == rc.R_UNCONFIRMED
+    assert set(rc.NE_REASONS) >= set(s["bor_reason"].dropna())

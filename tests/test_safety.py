@@ -175,8 +175,8 @@ def test_results_section_keys_follow_the_summary_rows():
     assert values["any_p"] == pytest.approx(fisher_exact([[3, 1], [1, 2]]).pvalue)
     assert values["window_days"] == 30 and values["n_events"] == len(events.data) and values["n_dq_entries"] == 2
     assert values["top_terms"] == ["Fatigue", "Hypertension"]
-    # 3 run values + 7 categories x (n and % for two arms + p) + the top terms; no matched keys without a matched table
-    assert len(values) == 3 + 7 * 5 + 1 and not any(k.endswith("_matched") for k in values)
+    # 3 run values + 9 categories x (n and % for two arms + p) + the top terms; no matched keys without a matched table
+    assert len(values) == 3 + 9 * 5 + 1 and not any(k.endswith("_matched") for k in values)
     both = safety.results_section(events, summary, summary, [], 30)
     assert both["related_g3_haic_n_matched"] == 1 and both["g3_p_matched"] == values["g3_p"]
 
@@ -185,11 +185,11 @@ def test_format_counts_prints_n_pct_and_p():
     from analysis_utils.reporting.safety import format_counts
 
     summary = format_counts(ae_summary_table(tiny_events(), make_cohort()), "category")
-    assert list(summary.columns) == ["category", "HAIC-TKIs-P (N = 4)", "TKIs-P (N = 3)", "P"]
+    assert list(summary.columns) == ["category", "HAIC-TKIs-P (N = 4)", "TKIs-P (N = 3)", "P (nominal)"]
     # any TEAE 3/4 = 75.0%, 1/3 = 33.3%; Fisher [[3, 1], [1, 2]]: tables with k = 1, 3, 4 of P <= 12/35 -> 17/35
     assert summary.loc[0].tolist() == ["Any TEAE", "3 (75.0%)", "1 (33.3%)", "0.486"]
     assert summary.loc[1, "category"] == "Grade ≥3 TEAE"
     by_term = format_counts(ae_by_term_table(tiny_events(), make_cohort()), "ctcae_term", ("any ", ">=3 "))
     assert list(by_term.columns) == ["ctcae_term", "HAIC-TKIs-P (N = 4), grade any", "TKIs-P (N = 3), grade any",
-                                     "P (grade any)", "HAIC-TKIs-P (N = 4), grade ≥3", "TKIs-P (N = 3), grade ≥3",
-                                     "P (grade ≥3)"]
+                                     "P (nominal), grade any", "HAIC-TKIs-P (N = 4), grade ≥3", "TKIs-P (N = 3), grade ≥3",
+                                     "P (nominal), grade ≥3"]

@@ -77,7 +77,7 @@ def test_analyse_response_full_cohort_keys_and_values():
     orr = a.table[(a.table.definition == "unconfirmed") & (a.table.criterion == "recist") & (a.table.row == "ORR")].iloc[0]
     assert (orr.n_haic, orr.pct_haic, orr.n_control) == (3, 50.0, 1)
     md = report.format_response_table(a, cfg)
-    assert md.iloc[0]["Definition"] == "unconfirmed (primary)" and len(md) == 2 * 2 * 7
+    assert md.iloc[0]["Definition"] == "unconfirmed (main)" and len(md) == 2 * 2 * 7
     # primary = confirmed swaps the suffixes
     r2 = rsp.analyse_response(cohort, rsp.ResponseConfig(primary_definition="confirmed")).results
     assert r2["orr_recist_haic"] == pytest.approx(3 / 6) and r2["orr_recist_unconfirmed_haic"] == pytest.approx(3 / 6)
@@ -160,7 +160,7 @@ def test_formatted_tables_follow_the_numbers():
     md = report.format_response_table(a, cfg)
     orr = md[(md.Criterion == "RECIST 1.1") & (md.Response == "ORR (95% CI)")].iloc[0]
     lo, hi = binomial.clopper_pearson_ci(3, 6)
-    assert orr[f"{H} (n = 6)"] == f"3 (50.0%; {100 * lo:.1f}–{100 * hi:.1f})" and orr["P"].endswith("(Fisher)")
+    assert orr[f"{H} (n = 6)"] == f"3 (50.0%; {100 * lo:.1f}–{100 * hi:.1f})" and orr["P (nominal)"].endswith("(Fisher)")
     assert md.iloc[0][f"{C} (n = 8)"] == "0 (0.0%)"  # CR in the control arm
     ag = report.format_agreement(a, cfg)
     assert len(ag) == 2 * (6 + 2) and ag.iloc[6]["RECIST 1.1 (row) × mRECIST (column)"].startswith("Cohen's kappa")

@@ -194,7 +194,7 @@ def test_km_and_rmst_summaries():
     # RMST to 6: HAIC 2 + 4*0.75 = 5, control 3.75 -> 1.25
     assert r.loc[0, "diff"] == pytest.approx(1.25) and np.isnan(r.loc[1, "diff"])
     fr = report.format_rmst_summary(r)
-    assert fr.loc[0, f"RMST {H}"] == "5.0" and fr.loc[1, "P"] == "—"
+    assert fr.loc[0, f"RMST {H}"] == "5.0" and fr.loc[1, "P (nominal)"] == "—"
 
 
 def test_km_plot_number_at_risk_row_matches_number_at_risk():

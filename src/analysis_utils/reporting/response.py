@@ -17,7 +17,7 @@ from analysis_utils.steps.response import (CONTROL_ARM, RESPONSE_LEVELS, TREATME
                                            ResponseConfig)
 
 __all__ = ["CRITERION_LABELS", "MEASURE_LABELS", "format_response_table", "format_models", "format_agreement",
-           "waterfall_plot", "spider_plot"]
+           "format_ne_reasons", "format_orr_by_definition", "format_hierarchy", "waterfall_plot", "spider_plot"]
 
 CRITERION_LABELS = {"recist": "RECIST 1.1", "mrecist": "mRECIST"}
 MEASURE_LABELS = {"rate_haic": f"Rate, {TREATMENT_ARM}", "rate_control": f"Rate, {CONTROL_ARM}",
@@ -39,13 +39,14 @@ def _fmt_rate(k: int, pct: float, lower: float, upper: float) -> str:
 def format_response_table(analysis: ResponseAnalysis, cfg: ResponseConfig) -> pd.DataFrame:
     """Manuscript table (Markdown frame) of ``analysis.table``, full cohort: per definition (primary first) and
     criterion, CR/PR/SD/PD/NE n (%) per arm, then ORR and DCR as events (rate %; exact CI), risk difference
-    (percentage points), unadjusted and adjusted OR with CIs and P (Fisher's exact test flagged)."""
+    (percentage points), unadjusted and adjusted OR with CIs and P (Fisher's exact test flagged; nominal, outside
+    the testing hierarchy). The main definition is labelled "main", the other "co-definition"."""
     n1, n0 = analysis.results["n_haic"], analysis.results["n_control"]
     h1, h0 = f"{TREATMENT_ARM} (n = {n1})", f"{CONTROL_ARM} (n = {n0})"
     ci = f"{100 * cfg.conf_level:g}% CI"
     md: list[dict[str, Any]] = []
     for r in analysis.table.to_dict("records"):
-        label = r["definition"] + (" (primary)" if r["definition"] == cfg.primary_definition else " (sensitivity)")
+        label = r["definition"] + (" (main)" if r["definition"] == cfg.primary_definition else " (co-definition)")
         row = {"Definition": label, "Criterion": CRITERION_LABELS[r["criterion"]]}
         if r["row"] in RESPONSE_LEVELS:
             md.append({**row, "Response": r["row"], h1: tables.fmt_n_pct(r["n_haic"], n1),
@@ -58,7 +59,7 @@ def format_response_table(analysis: ResponseAnalysis, cfg: ResponseConfig) -> pd
                                                                             1, "—"),
                    f"OR ({ci})": tables.fmt_est_ci(r["or"], r["or_lower"], r["or_upper"], 2, "—"),
                    f"Adjusted OR ({ci})": tables.fmt_est_ci(r["or_adj"], r["or_adj_lower"], r["or_adj_upper"], 2, "—"),
-                   "P": tables.fmt_p(r["p"]) + (" (Fisher)" if r["test"] == "Fisher exact" else "")})
+                   "P (nominal)": tables.fmt_p(r["p"]) + (" (Fisher)" if r["test"] == "Fisher exact" else "")})
     return pd.DataFrame(md).fillna("")
 
 
@@ -74,7 +75,7 @@ def format_models(models: pd.DataFrame, conf_level: float = 0.95) -> pd.DataFram
         out.append({"Cohort": r.cohort, "Definition": r.definition, "Criterion": CRITERION_LABELS[r.criterion],
                     "Endpoint": r.endpoint.upper(), "Measure": MEASURE_LABELS[r.measure],
                     f"Estimate ({100 * conf_level:g}% CI)": est,
-                    "P": tables.fmt_p(r.p), "Method": r.method, "n": r.n})
+                    "P (nominal)": tables.fmt_p(r.p), "Method": r.method, "n": r.n})
     return pd.DataFrame(out)
 
 
@@ -94,6 +95,37 @@ def format_agreement(analysis: ResponseAnalysis, cfg: ResponseConfig) -> pd.Data
                         "PR": f"agreement {100 * k.observed:.1f}%"})
             md.append(pd.DataFrame([row]))
     return pd.concat(md, ignore_index=True)
+
+
+def format_ne_reasons(table: pd.DataFrame) -> pd.DataFrame:
+    """``steps.response.ne_reasons`` with criterion labels: patients with BOR NE per reason and arm."""
+    return table.assign(criterion=table["criterion"].map(CRITERION_LABELS)).rename(
+        columns={"criterion": "Criterion", "reason": "Reason NE", "total": "Total"})
+
+
+def format_orr_by_definition(table: pd.DataFrame, primary: str = "unconfirmed") -> pd.DataFrame:
+    """``steps.response.orr_by_definition`` as printed: ORR n (%; exact CI) per arm, risk difference in percentage
+    points (CI) and nominal P, per criterion and definition (main / co-definition)."""
+    return pd.DataFrame({
+        "Criterion": table["criterion"].map(CRITERION_LABELS),
+        "Definition": [d + (" (main)" if d == primary else " (co-definition)") for d in table["definition"]],
+        TREATMENT_ARM: [_fmt_rate(k, p, lo, hi) for k, p, lo, hi in
+                        zip(table["n_haic"], table["pct_haic"], table["lower_haic"], table["upper_haic"])],
+        CONTROL_ARM: [_fmt_rate(k, p, lo, hi) for k, p, lo, hi in
+                      zip(table["n_control"], table["pct_control"], table["lower_control"], table["upper_control"])],
+        "Risk difference, % points (95% CI)": [tables.fmt_est_ci(d, lo, hi, 1, "—") for d, lo, hi in
+                                               zip(table["rd_pct"], table["rd_lower"], table["rd_upper"])],
+        "P (nominal)": table["p"].map(tables.fmt_p)})
+
+
+def format_hierarchy(table: pd.DataFrame) -> pd.DataFrame:
+    """``steps.response.testing_hierarchy`` as printed: order, hypothesis, test, P, adjusted P (running maximum),
+    and the decision at the family-wise alpha (rejected / not rejected / not tested)."""
+    decision = np.where(table["rejected"], "rejected", np.where(table["tested"], "not rejected", "not tested"))
+    return pd.DataFrame({"Order": table["order"], "Hypothesis (HAIC-TKIs-P vs TKIs-P)": table["label"],
+                         "Test": table["test"], "P": table["p"].map(tables.fmt_p),
+                         "Adjusted P": table["adjusted_p"].map(lambda v: tables.fmt_p(v) if np.isfinite(v) else "—"),
+                         f"Decision (alpha {table.attrs.get('alpha', 0.05):g})": decision})
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def format_km_summary(summary: pd.DataFrame, conf_type: str = "") -> pd.DataFram
 
 def format_hr_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Manuscript version of ``hr_summary`` (extra leading columns such as the endpoint are kept): N, events,
-    HR (95% CI), P, variance; 'NE' where the model is not estimable."""
+    HR (95% CI), P (nominal: outside the testing hierarchy), variance; 'NE' where the model is not estimable."""
     lead = [c for c in table.columns if c not in ("n", "n_events", "hr", "lower", "upper", "p", "se", "variance",
                                                   "flag")]
     out = table[lead].copy()
@@ -47,20 +47,24 @@ def format_hr_summary(table: pd.DataFrame) -> pd.DataFrame:
     out["Events"] = [("—" if pd.isna(n) else f"{int(n)}") for n in table["n_events"]]
     out["HR (95% CI)"] = [fmt_est_ci(h, lo, hi, missing="NE") for h, lo, hi in
                           zip(table["hr"], table["lower"], table["upper"])]
-    out["P"] = [fmt_p(p) for p in table["p"]]
+    out["P (nominal)"] = [fmt_p(p) for p in table["p"]]
     out["Variance"] = table["variance"].to_numpy()
     return out
 
 
 def format_rmst_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Manuscript version of ``rmst_summary`` (months, one decimal; '—' when not estimable)."""
-    return pd.DataFrame({
+    """Manuscript version of ``rmst_summary`` (months, one decimal; '—' when not estimable); the CI column says
+    how the interval was obtained (survRM2's normal interval, or the bootstrap over matched pairs); P is nominal."""
+    out = pd.DataFrame({
         "Analysis": table["analysis"], "tau, months": [fmt_num(t, 0, "—") for t in table["tau"]],
         f"RMST {TREATMENT_ARM}": [fmt_num(v, 1, "—") for v in table["rmst_haic"]],
         f"RMST {CONTROL_ARM}": [fmt_num(v, 1, "—") for v in table["rmst_control"]],
         "Difference, months (95% CI)": [fmt_est_ci(d, lo, hi, digits=1, missing="—") for d, lo, hi in
                                         zip(table["diff"], table["lower"], table["upper"])],
-        "P": [fmt_p(p) for p in table["p"]]})
+        "P (nominal)": [fmt_p(p) for p in table["p"]]})
+    if "ci" in table.columns:
+        out["CI"] = table["ci"].to_numpy()
+    return out
 
 
 def km_tables(res: dict[str, dict[str, dict]], cohorts: dict[str, dict], endpoint: str,
@@ -112,8 +116,9 @@ def km_plot(result: dict, ylabel: str = "Survival probability", title: str | Non
     """Kaplan-Meier curves per arm from ``steps.survival.analyse_endpoint``: step curves with censoring marks (|),
     pointwise CI bands (the tables' conf_type), number at risk under the x-axis at the displayed ticks
     (``stats.kaplan_meier.number_at_risk``: patients with time >= tick, unweighted even for a weighted KM), median
-    with its CI per arm, HR and the test p (log-rank; robust Wald with weights) on the figure. Months 0 to ``x_max``;
-    a curve extending beyond x_max is cut at the axis."""
+    with its CI per arm, HR and the test p (log-rank; robust Wald with weights; the pair-clustered robust score
+    test in the matched cohort) on the figure, labelled nominal (the testing hierarchy decides which hypotheses are
+    rejected). Months 0 to ``x_max``; a curve extending beyond x_max is cut at the axis."""
     arms = [a for a in ARM_ORDER if a in result["km"]]
     ticks = np.arange(0.0, x_max + 1e-9, tick_step)
     fig, (ax, ax_risk) = plt.subplots(2, 1, figsize=(6.4, 5.4), sharex=True,
@@ -135,7 +140,7 @@ def km_plot(result: dict, ylabel: str = "Survival probability", title: str | Non
     if hr and np.isfinite(hr.get("hr", np.nan)):
         lines.append(f"HR {fmt_est_ci(hr['hr'], hr['lower'], hr['upper'])}")
     if np.isfinite(result["test"]["p"]):
-        lines.append(f"{result['test']['label']} {_p_text(result['test']['p'])}")
+        lines.append(f"{result['test']['label']} {_p_text(result['test']['p'])} (nominal)")
     ax.text(0.98, 0.98, "\n".join(lines), transform=ax.transAxes, ha="right", va="top", fontsize=7.5,
             bbox=dict(boxstyle="round,pad=0.35", fc="white", ec="0.8", lw=0.6))
     ax.axhline(0.5, color="0.75", lw=0.6, ls=":")
@@ -257,4 +262,158 @@ def schoenfeld_plot(zph: object, term: str = "arm", coef: float | None = None, y
     ax.legend(loc="lower left", frameon=False, fontsize=7)
     if title:
         ax.set_title(title, fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# progression: PFS rules and definitions, competing risks, duration of response, evaluation-time bias
+# (numbers from ``steps.progression``; docs/methods/pfs-rules.md, docs/methods/competing-risks.md)
+# --------------------------------------------------------------------------------------------------------------------
+_CRITERIA = {"recist": "RECIST 1.1", "mrecist": "mRECIST"}
+
+
+def format_pfs_rules(counts: pd.DataFrame, definition: str = "main") -> pd.DataFrame:
+    """Patients per PFS rule and arm for one definition (``steps.progression.pfs_rule_counts``): one row per rule,
+    'n' per criterion and arm."""
+    d = counts[counts["definition"] == definition]
+    out = pd.DataFrame({"Rule": list(dict.fromkeys(d["rule"]))})
+    for crit, label in _CRITERIA.items():
+        sub = d[d["criterion"] == crit].set_index("rule")
+        for arm in ARM_ORDER:
+            out[f"{label}, {arm}"] = sub.reindex(out["Rule"])[arm].fillna(0).astype(int).to_numpy()
+    return out
+
+
+def format_pfs_definitions(table: pd.DataFrame) -> pd.DataFrame:
+    """``steps.progression.pfs_definitions`` as printed: events and median (95% CI) per arm, HR (95% CI), nominal P."""
+    out = table[["cohort", "criterion", "definition"]].rename(columns=str.capitalize).copy()
+    for arm in ARM_ORDER:
+        out[f"{arm}: events, median (95% CI)"] = [
+            f"{int(e)}, {fmt_est_ci(m, lo, hi, digits=1)}" for e, m, lo, hi in
+            zip(table[f"{arm} events"], table[f"{arm} median"], table[f"{arm} median lower"],
+                table[f"{arm} median upper"])]
+    out["HR (95% CI)"] = [fmt_est_ci(h, lo, hi, missing="NE") for h, lo, hi in
+                          zip(table["hr"], table["hr_lower"], table["hr_upper"])]
+    out["P (nominal)"] = table["hr_p"].map(fmt_p)
+    return out
+
+
+def format_competing(results: dict[str, dict]) -> pd.DataFrame:
+    """Cumulative incidence (%, 95% CI, log-log) of progression and of death without progression per arm at the
+    timepoints, Gray's test and the cause-specific HR of arm, per criterion (``steps.progression
+    .competing_progression`` results keyed by criterion)."""
+    rows = []
+    for crit, r in results.items():
+        for cause, label in ((1, "progression"), (2, "death without progression")):
+            for arm in ARM_ORDER:
+                cif = r["cif"][(r["cif"]["arm"] == arm) & (r["cif"]["cause"] == cause)]
+                row = {"Criterion": _CRITERIA[crit], "Event": label, "Arm": arm,
+                       "Events": r["events"].get((arm, cause), 0)}
+                for t in cif.itertuples(index=False):
+                    row[f"{t.time:g} months, % (95% CI)"] = fmt_est_ci(100 * t.est, 100 * t.lower, 100 * t.upper,
+                                                                       digits=1, missing="—")
+                g, hr = r["gray"].get(cause, {}), r["cs_hr"][cause]
+                row["Gray's test P (nominal)"] = fmt_p(g.get("p", np.nan)) if arm == ARM_ORDER[0] else ""
+                row["Cause-specific HR (95% CI)"] = (fmt_est_ci(hr["hr"], hr["lower"], hr["upper"], missing="NE")
+                                                     if arm == ARM_ORDER[0] else "")
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_dor(results: dict[str, dict]) -> pd.DataFrame:
+    """Duration of response per criterion and arm (``steps.progression.duration_of_response``): responders,
+    events, median months (95% CI; 'NR' not reached)."""
+    rows = []
+    for crit, r in results.items():
+        for arm in ARM_ORDER:
+            med = r["median"].loc[arm] if arm in r["median"].index else None
+            rows.append({"Criterion": _CRITERIA[crit], "Arm": arm, "Responders": r["n"][arm], "Events": r["events"][arm],
+                         "Median duration of response, months (95% CI)":
+                             "—" if med is None else fmt_est_ci(med["median"], med["lower"], med["upper"], digits=1)})
+    return pd.DataFrame(rows)
+
+
+def format_imaging_schedule(summary: pd.DataFrame) -> pd.DataFrame:
+    """``steps.progression.imaging_schedule`` summary as printed: median (Q1–Q3) per arm and the nominal P."""
+    out = pd.DataFrame({"Measure": summary["measure"]})
+    for arm in ARM_ORDER:
+        out[arm] = [f"{fmt_num(m, 1)} ({fmt_num(a, 1)}–{fmt_num(b, 1)})" for m, a, b in
+                    zip(summary[f"{arm} median"], summary[f"{arm} q1"], summary[f"{arm} q3"])]
+    out["P (Wilcoxon, nominal)"] = summary["p"].map(fmt_p)
+    return out
+
+
+def format_interval_censored(results: dict[str, dict], main: dict[str, dict]) -> pd.DataFrame:
+    """Evaluation-time sensitivity per criterion: the main PFS analysis (right-censored at the scan dates; ``main``:
+    criterion -> ``analyse_endpoint`` result of the full cohort) beside the Turnbull NPMLE (interval-censored) and
+    midpoint imputation: median per arm, S at the timepoints per arm, HR of arm."""
+    rows = []
+    for crit, r in results.items():
+        m = main[crit]
+        for arm in ARM_ORDER:
+            at = r["survival_at"][r["survival_at"]["arm"] == arm]
+            lo, hi = r["median"].get(arm, (np.nan, np.nan))
+            med_km, med_mid = m["median"].loc[arm], r["midpoint"]["median"][arm]
+            row = {"Criterion": _CRITERIA[crit], "Arm": arm,
+                   "Median, main (KM)": fmt_num(med_km["median"], 1, "NR"),
+                   "Median, NPMLE (Turnbull interval)": ("NR" if not np.isfinite(lo) else fmt_num(lo, 1) if lo == hi
+                                                        else f"{fmt_num(lo, 1)}–{fmt_num(hi, 1)}"),
+                   "Median, midpoint (KM)": fmt_num(med_mid["median"], 1, "NR")}
+            for t in at.itertuples(index=False):
+                s = (fmt_num(100 * t.surv_lower, 1) if t.surv_lower == t.surv_upper
+                     else f"{fmt_num(100 * t.surv_lower, 1)}–{fmt_num(100 * t.surv_upper, 1)}")
+                row[f"NPMLE S({t.time:g} months), %"] = s
+            hr_main, hr_mid = m["hr"], r["midpoint"]["hr"]
+            row["HR main (95% CI)"] = fmt_est_ci(hr_main["hr"], hr_main["lower"], hr_main["upper"]) if arm == ARM_ORDER[0] else ""
+            row["HR midpoint (95% CI)"] = fmt_est_ci(hr_mid["hr"], hr_mid["lower"], hr_mid["upper"]) if arm == ARM_ORDER[0] else ""
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cif_plot(curves: pd.DataFrame, causes: dict[object, str], title: str | None = None, x_max: float = 24.0,
+             tick_step: float = 3.0, ylabel: str = "Cumulative incidence") -> plt.Figure:
+    """Aalen-Johansen cumulative incidence curves (``stats.competing_risks.cuminc(...).curves``, column ``group`` =
+    arm): one panel per cause in ``causes`` (cause -> label), arms in the common colours, step functions from 0."""
+    fig, axes = plt.subplots(1, len(causes), figsize=(4.0 * len(causes), 3.6), sharey=True, squeeze=False)
+    for ax, (cause, label) in zip(axes[0], causes.items()):
+        for arm in ARM_ORDER:
+            c = curves[(curves["group"] == arm) & (curves["cause"] == cause)]
+            if c.empty:
+                continue
+            t = np.append(c["time"].to_numpy(), x_max)
+            f = np.append(c["est"].to_numpy(), c["est"].iloc[-1])
+            ax.step(t, f, where="post", color=ARM_COLOURS[arm], lw=1.5, label=arm)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlim(0, x_max)
+        ax.set_xticks(np.arange(0, x_max + 1e-9, tick_step))
+        ax.set_xlabel("Months since the index date")
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][0].set_ylim(0, 1)
+    axes[0][0].legend(loc="upper left", frameon=False, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def dor_plot(results: dict[str, dict], x_max: float = 24.0, tick_step: float = 3.0) -> plt.Figure:
+    """Kaplan-Meier curves of the duration of response per arm, one panel per criterion
+    (``steps.progression.duration_of_response`` results keyed by criterion)."""
+    fig, axes = plt.subplots(1, len(results), figsize=(4.0 * len(results), 3.6), sharey=True, squeeze=False)
+    for ax, (crit, r) in zip(axes[0], results.items()):
+        for arm in ARM_ORDER:
+            if arm not in r["km"]:
+                continue
+            km = r["km"][arm]
+            ax.step(np.concatenate([[0.0], km["time"].to_numpy()]), np.concatenate([[1.0], km["surv"].to_numpy()]),
+                    where="post", color=ARM_COLOURS[arm], lw=1.5, label=f"{arm} (n = {r['n'][arm]})")
+        ax.set_title(f"Duration of response, {_CRITERIA[crit]}", fontsize=9)
+        ax.set_xlim(0, x_max)
+        ax.set_xticks(np.arange(0, x_max + 1e-9, tick_step))
+        ax.set_xlabel("Months since the first response")
+        ax.axhline(0.5, color="0.75", lw=0.6, ls=":")
+        ax.legend(loc="lower left", frameon=False, fontsize=8)
+    axes[0][0].set_ylabel("Probability of remaining in response")
+    axes[0][0].set_ylim(0, 1.02)
+    fig.tight_layout()
     return fig

@@ -19,7 +19,8 @@ from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
 def write_cleaned(cleaned: CleanedData, out_dir: str | Path) -> None:
     """Write the analysis-ready tables (parquet: ``data/screened``, ``data/cohort`` and every child table), the site
     agreement, flow and data-quality tables (CSV, ``tables/``) under ``out_dir``. Source row numbers are dropped from
-    the parquet tables; the data-quality log keeps its located entries."""
+    the parquet tables (the data-quality log keeps its located entries), except in ``adverse_events`` and ``labs``,
+    whose problems the safety notebook finds and locates by centre, file and row."""
     out = Path(out_dir)
     (out / "data").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -30,7 +31,9 @@ def write_cleaned(cleaned: CleanedData, out_dir: str | Path) -> None:
         if name.startswith("site_agreement"):
             df.to_csv(out / "tables" / f"{name}.csv", index=False)
         else:
-            df.drop(columns=["source_row"], errors="ignore").to_parquet(out / "data" / f"{name}.parquet", index=False)
+            keep_rows = name in ("adverse_events", "labs")
+            df.drop(columns=[] if keep_rows else ["source_row"], errors="ignore").to_parquet(
+                out / "data" / f"{name}.parquet", index=False)
     cleaned.flow.to_csv(out / "tables" / "flow.csv", index=False)
     cleaned.quality.to_frame().to_csv(out / "tables" / "data_quality.csv", index=False)
     cleaned.quality.summary().to_csv(out / "tables" / "data_quality_summary.csv", index=False)

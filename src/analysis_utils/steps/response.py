@@ -33,6 +33,7 @@ import pandas as pd
 from analysis_utils.stats import binomial
 from analysis_utils.stats.logistic import (Estimate, conditional_logit_odds_ratio, logistic_odds_ratio,
                                            weighted_rates, weighted_risk_difference)
+from analysis_utils.stats.multiplicity import fixed_sequence
 from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "bor_column", "responder", "treatment_indicator", "response_counts", "rate_by_arm", "agreement_table",
     "load_design_inputs", "matched_cohort", "weighted_cohort", "compare_arms", "compare_matched", "compare_weighted",
     "response_table", "kappa_table", "agreement_counts", "analyse_response", "waterfall_data", "spider_data",
+    "ne_reasons", "orr_by_definition", "testing_hierarchy", "hierarchy_results",
 ]
 
 RESPONSE_LEVELS = ("CR", "PR", "SD", "PD", "NE")
@@ -511,3 +513,84 @@ def spider_data(timepoints: dict[str, pd.DataFrame], cohort: pd.DataFrame, n_per
         parts.append(d.assign(criterion=crit).rename(columns={"pct_change_baseline": "pct_change"})
                      [["criterion", "study_id", "arm", "months", "pct_change"]])
     return pd.concat(parts, ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# NE reasons, ORR by definition, the testing hierarchy (docs/methods/recist-mrecist.md; docs/methods/survival.md)
+# --------------------------------------------------------------------------------------------------------------------
+def ne_reasons(cohort: pd.DataFrame, summaries: dict[str, pd.DataFrame], arm_col: str = "arm") -> pd.DataFrame:
+    """Patients with best overall response NE per criterion, reason (``bor_reason`` of the engine's summary, the
+    unconfirmed definition; ``analysis_utils.study.recist.NE_REASONS``) and arm. ``summaries``: criterion ->
+    ``response_summary_<criterion>`` table of 01_cleaning."""
+    rows = []
+    for crit, summ in summaries.items():
+        s = summ[summ["study_id"].isin(cohort["study_id"])].merge(cohort[["study_id", arm_col]], on="study_id")
+        s = s[s["bor"].astype("object") == "NE"]
+        counts = pd.crosstab(s["bor_reason"], s[arm_col]).reindex(columns=[TREATMENT_ARM, CONTROL_ARM], fill_value=0)
+        for reason, r in counts.iterrows():
+            rows.append({"criterion": crit, "reason": reason, TREATMENT_ARM: int(r[TREATMENT_ARM]),
+                         CONTROL_ARM: int(r[CONTROL_ARM]), "total": int(r.sum())})
+    return pd.DataFrame(rows, columns=["criterion", "reason", TREATMENT_ARM, CONTROL_ARM, "total"])
+
+
+def orr_by_definition(analysis: ResponseAnalysis) -> pd.DataFrame:
+    """ORR per criterion and arm under the unconfirmed (main) and the confirmed (co-definition: CR/PR seen again
+    >= 4 weeks later, RECIST 1.1 section 4.3.5) definitions, from the full-cohort response table: n, %, exact CI,
+    risk difference with its CI and the nominal P."""
+    t = analysis.table[analysis.table["row"] == "ORR"]
+    cols = ["definition", "criterion", "n_haic", "pct_haic", "lower_haic", "upper_haic", "n_control", "pct_control",
+            "lower_control", "upper_control", "rd_pct", "rd_lower", "rd_upper", "p"]
+    return t[cols].reset_index(drop=True)
+
+
+#: where each hypothesis of the hierarchy takes its p-value: the main analysis (matched cohort) honouring the
+#: pairing, else the full cohort. Survival: the pair-clustered robust score test (R coxph(cluster =) "Robust"),
+#: else the log-rank test; response: conditional logistic regression on the matched sets, else the 2 x 2 test.
+HIERARCHY_SOURCES = {
+    "os": ("survival", ["os_robust_score_p_matched", "os_logrank_p"]),
+    "pfs_recist": ("survival", ["pfs_recist_robust_score_p_matched", "pfs_recist_logrank_p"]),
+    "pfs_mrecist": ("survival", ["pfs_mrecist_robust_score_p_matched", "pfs_mrecist_logrank_p"]),
+    "orr_recist": ("response", ["orr_recist_matched_or_clogit_p", "orr_recist_p"]),
+    "orr_mrecist": ("response", ["orr_mrecist_matched_or_clogit_p", "orr_mrecist_p"]),
+    "dcr_recist": ("response", ["dcr_recist_matched_or_clogit_p", "dcr_recist_p"]),
+    "dcr_mrecist": ("response", ["dcr_mrecist_matched_or_clogit_p", "dcr_mrecist_p"]),
+}
+HIERARCHY_LABELS = {"os": "Overall survival", "pfs_recist": "PFS (RECIST 1.1)", "pfs_mrecist": "PFS (mRECIST)",
+                    "orr_recist": "ORR (RECIST 1.1)", "orr_mrecist": "ORR (mRECIST)", "dcr_recist": "DCR (RECIST 1.1)",
+                    "dcr_mrecist": "DCR (mRECIST)"}
+TEST_LABELS = {"robust_score_p_matched": "robust score test, pair-clustered (matched)",
+               "logrank_p": "log-rank (full cohort)", "matched_or_clogit_p": "conditional logistic (matched)",
+               "p": "2 x 2 test (full cohort)"}
+
+
+def testing_hierarchy(results: dict[str, dict[str, Any]], spec: dict[str, Any]) -> pd.DataFrame:
+    """The prespecified fixed-sequence test (``stats.multiplicity.fixed_sequence``) of ``spec["hierarchy"]`` at the
+    family-wise ``spec["alpha"]``, with the p-values of the run's results (``HIERARCHY_SOURCES``: the first key
+    present wins). Columns order, hypothesis, label, test, p, adjusted_p, tested, rejected."""
+    names, ps, tests = [], [], []
+    for h in spec["hierarchy"]:
+        if h not in HIERARCHY_SOURCES:
+            raise ValueError(f"multiplicity.hierarchy: unknown hypothesis {h!r}; known: {sorted(HIERARCHY_SOURCES)}")
+        section, keys = HIERARCHY_SOURCES[h]
+        sec = results.get(section, {})
+        key = next((k for k in keys if sec.get(k) is not None), None)
+        names.append(h)
+        ps.append(np.nan if key is None else float(sec[key]))
+        tests.append("not available" if key is None else TEST_LABELS[key[len(h) + 1:]])
+    table = fixed_sequence(names, ps, float(spec["alpha"]))
+    table.insert(2, "label", [HIERARCHY_LABELS[h] for h in names])
+    table.insert(3, "test", tests)
+    table.attrs["alpha"] = float(spec["alpha"])
+    return table
+
+
+def hierarchy_results(table: pd.DataFrame) -> dict[str, Any]:
+    """The ``multiplicity`` section of results.json: alpha, the order, and per hypothesis p, adjusted p, tested and
+    rejected."""
+    out: dict[str, Any] = {"alpha": table.attrs.get("alpha"), "hierarchy": table["hypothesis"].tolist(),
+                           "n_rejected": int(table["rejected"].sum())}
+    for r in table.itertuples(index=False):
+        out.update({f"{r.hypothesis}_p": r.p, f"{r.hypothesis}_adjusted_p": r.adjusted_p,
+                    f"{r.hypothesis}_tested": bool(r.tested), f"{r.hypothesis}_rejected": bool(r.rejected),
+                    f"{r.hypothesis}_test": r.test})
+    return out

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from analysis_utils.stats.clustered import rmst_difference_cluster_bootstrap, robust_score_test
 from analysis_utils.stats.cox import Ties, cox_interaction_p, cox_ph
 from analysis_utils.stats.cox_zph import schoenfeld_test
 from analysis_utils.stats.evalue import evalue_hr
@@ -157,9 +158,13 @@ def analyse_endpoint(df: pd.DataFrame, time_col: str, event_col: str, spec: dict
       number-at-risk table), n / events (arm -> unweighted counts), median (``median_survival`` per arm, indexed by
       arm), survival_at (``survival_at`` per arm at the timepoints), follow_up (``median_follow_up_reverse_km``,
       both arms together), test ({label, p, chi2}: log-rank ``survdiff``; with weights, where no weighted log-rank
-      is offered, the robust Wald test of the weighted Cox model), cox (``cox_ph`` of arm alone: robust on
+      is offered, the robust Wald test of the weighted Cox model; with ``cluster_col``, e.g. matched pairs, the
+      pair-clustered robust score test of ``coxph(..., cluster =)``, which honours the pairing, while the
+      unstratified log-rank stays in ``logrank``), cox (``cox_ph`` of arm alone: robust on
       ``cluster_col`` if given, robust for non-integer weights), hr (``arm_hr`` of it), ph (``schoenfeld_test`` of
-      that model) and ph_p, rmst (``rmst_difference``, or the weighted version, at rmst_tau_months), notes (what
+      that model) and ph_p, rmst (``rmst_difference``, or the weighted version, at rmst_tau_months), rmst_paired
+      (with ``cluster_col`` and ``spec["bootstrap_replicates"]`` > 0: the RMST difference with a bootstrap over
+      clusters, seed ``spec["bootstrap_seed"]``), notes (what
       could not be estimated and why; those parts are None/NaN), weighted (bool).
     Rows with a missing time, event, arm or weight are dropped and counted in ``n_dropped``.
     """
@@ -205,9 +210,14 @@ def analyse_endpoint(df: pd.DataFrame, time_col: str, event_col: str, spec: dict
         lr = logrank_test(t_all, e_all, arm_all)
         if lr.note:
             notes.append(f"log-rank: {lr.note}")
-        res["test"] = {"label": "Log-rank", "p": lr.p, "chi2": lr.chi2}
+        res["logrank"] = res["test"] = {"label": "Log-rank", "p": lr.p, "chi2": lr.chi2}
     else:
         res["test"] = {"label": "Robust Wald (weighted Cox)", "p": res["hr"]["p"], "chi2": np.nan}
+    if cluster_col is not None:  # matched pairs: the test that honours the pairing (survival.md, paired data)
+        rs = attempt(notes, "robust score test", robust_score_test, data, time_col, event_col, [arm_col],
+                     cluster_col, ties=ties, weights_col=weights_col, reference=reference)
+        if rs is not None:
+            res["test"] = {"label": "Robust score test, pair-clustered", "p": rs["p"], "chi2": rs["stat"]}
     zph = attempt(notes, "Schoenfeld test", schoenfeld_test, data, time_col, event_col, [arm_col], ties=ties,
                   weights_col=weights_col, reference=reference)
     res["ph"] = zph
@@ -218,6 +228,11 @@ def analyse_endpoint(df: pd.DataFrame, time_col: str, event_col: str, spec: dict
     else:
         res["rmst"] = attempt(notes, f"RMST at tau = {tau:g}", weighted_rmst_difference, t_all, e_all, w_all,
                               arm_all, tau, treatment=TREATMENT_ARM, conf_level=conf_level)
+    n_boot = int(spec.get("bootstrap_replicates", 0))
+    if cluster_col is not None and res["rmst"] is not None and n_boot > 0:
+        res["rmst_paired"] = attempt(notes, "RMST pair bootstrap", rmst_difference_cluster_bootstrap, t_all, e_all,
+                                     arm_all, data[cluster_col].to_numpy(), tau, TREATMENT_ARM, n_boot=n_boot,
+                                     seed=int(spec.get("bootstrap_seed", 0)), conf_level=conf_level)
     return res
 
 
@@ -251,7 +266,9 @@ def flat_results(res: dict, prefix: str, cohort: str = "") -> dict[str, object]:
     out[name], out[f"{name}_lower"], out[f"{name}_upper"], out[f"{name}_p"] = (hr["hr"], hr["lower"], hr["upper"],
                                                                                hr["p"])
     if not res["weighted"]:
-        out[f"{prefix}_logrank_p{c}"] = res["test"]["p"]
+        out[f"{prefix}_logrank_p{c}"] = res.get("logrank", res["test"])["p"]
+    if res["test"]["label"].startswith("Robust score"):
+        out[f"{prefix}_robust_score_p{c}"] = res["test"]["p"]
     out[f"{prefix}_ph_p_arm{c}"] = res["ph_p"]
     fu = res["follow_up"]
     out[f"{prefix}_median_follow_up{c}"] = fu["median"]
@@ -268,6 +285,10 @@ def flat_results(res: dict, prefix: str, cohort: str = "") -> dict[str, object]:
         out[f"{prefix}_rmst_diff{c}"], out[f"{prefix}_rmst_diff{c}_lower"] = r["estimate"], r["lower"]
         out[f"{prefix}_rmst_diff{c}_upper"], out[f"{prefix}_rmst_diff{c}_p"] = r["upper"], r["p"]
         out[f"{prefix}_rmst_tau{c}"] = rm.attrs["tau"]
+    bs = res.get("rmst_paired")
+    if bs is not None:
+        out[f"{prefix}_rmst_diff{c}_paired_lower"], out[f"{prefix}_rmst_diff{c}_paired_upper"] = bs["lower"], bs["upper"]
+        out[f"{prefix}_rmst_diff{c}_paired_p"], out[f"{prefix}_rmst_diff{c}_paired_se"] = bs["p"], bs["se"]
     return out
 
 
@@ -348,17 +369,24 @@ def flat_hr(hr: dict, key: str) -> dict[str, object]:
 
 def rmst_summary(results: dict[str, dict]) -> pd.DataFrame:
     """RMST difference (HAIC-TKIs-P minus TKIs-P) per ``analyse_endpoint`` result (label -> result): tau, RMST per
-    arm, difference with CI and p; NaN where it was not estimable (see the result's notes)."""
+    arm, difference with CI and p (survRM2's normal CI; in the matched cohort the bootstrap over pairs, column
+    ``ci`` says which); NaN where it was not estimable (see the result's notes)."""
     rows = []
     for label, res in results.items():
         row = {"analysis": label, "tau": np.nan, "rmst_haic": np.nan, "rmst_control": np.nan, "diff": np.nan,
-               "lower": np.nan, "upper": np.nan, "p": np.nan}
+               "lower": np.nan, "upper": np.nan, "p": np.nan, "ci": "normal (survRM2)"}
+        if res.get("rmst_paired") is not None:  # matched pairs: the bootstrap over pairs replaces survRM2's CI
+            bs = res["rmst_paired"]
+            row.update({"ci": f"bootstrap over pairs ({bs['n_boot']} replicates, percentile)"})
         if res["rmst"] is not None:
             by = res["rmst"].set_index("quantity")
             d = by.loc["RMST difference"]
             row.update({"tau": res["rmst"].attrs["tau"], "rmst_haic": by.loc[f"RMST {TREATMENT_ARM}", "estimate"],
                         "rmst_control": by.loc[f"RMST {CONTROL_ARM}", "estimate"], "diff": d["estimate"],
                         "lower": d["lower"], "upper": d["upper"], "p": d["p"]})
+            if res.get("rmst_paired") is not None:
+                bs = res["rmst_paired"]
+                row.update({"lower": bs["lower"], "upper": bs["upper"], "p": bs["p"]})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -571,3 +599,4 @@ def headline_results(values: dict[str, object]) -> dict[str, object]:
     """The OS medians and hazard ratios of the results section (keys os_*, with '_hr_' or 'median', <= 4 '_')."""
     return {k: v for k, v in values.items() if k.startswith("os_") and ("_hr_" in k or "median" in k)
             and k.count("_") <= 4}
+

@@ -153,7 +153,8 @@ def clean(input_dir: str | Path, cfg: CleaningConfig, log: QualityLog | None = N
     tables = drop_exact_duplicate_rows(tables, log)
     tables, _ = pseudonymise(tables, cfg.pseudonym_key, log)
     screened = derive_patients(tables, cfg, log)
-    screened, response_tables = derive_response_endpoints(screened, tables["tumour_assessments"], cfg, log)
+    screened, response_tables = derive_response_endpoints(screened, tables["tumour_assessments"], cfg, log,
+                                                          systemic=tables["systemic_courses"])
     index = screened[["study_id", "index_date"]]
     date_cols = {"haic_cycles": "haic_date", "systemic_courses": "start_date", "tumour_assessments": "assessment_date",
                  "labs": "lab_date", "adverse_events": "onset_date", "follow_up": "last_contact_date"}

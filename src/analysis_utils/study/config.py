@@ -27,6 +27,7 @@ class CleaningConfig:
     baseline_lab_window_days: int = 30
     min_sd_days: int = 42
     confirm_min_days: int = 28
+    pfs_rules: dict[str, Any] = field(default_factory=dict)  # the ``pfs_rules`` section (study.endpoints.PfsRules)
 
     @classmethod
     def from_params(cls, params: dict[str, Any], key: str) -> "CleaningConfig":
@@ -37,7 +38,8 @@ class CleaningConfig:
                    baseline_imaging_window_days=int(c.get("baseline_imaging_window_days", 42)),
                    baseline_imaging_after_days=int(c.get("baseline_imaging_after_days", 0)),
                    baseline_lab_window_days=int(c.get("baseline_lab_window_days", 30)),
-                   min_sd_days=int(c.get("min_sd_days", 42)), confirm_min_days=int(c.get("confirm_min_days", 28)))
+                   min_sd_days=int(c.get("min_sd_days", 42)), confirm_min_days=int(c.get("confirm_min_days", 28)),
+                   pfs_rules=dict(params.get("pfs_rules") or {}))
 
 
 ENDPOINT_KEYS = ("os", "pfs_recist", "pfs_mrecist")

@@ -39,7 +39,9 @@ import pandas as pd
 import yaml
 
 TERMS_PATH = Path(__file__).resolve().parent / "data" / "ctcae_terms.yaml"
-DQ_COLUMNS = ["study_id", "table", "row", "column", "value", "rule", "action"]
+#: every entry is located: centre, file (the centre's export file when the table carries ``source_file``, else the
+#: table name), source row (1-based data row of that file when the table carries ``source_row``) and column
+DQ_COLUMNS = ["center_id", "file", "row", "study_id", "table", "column", "value", "rule", "action"]
 GRADES = (1, 2, 3, 4, 5)
 MISSING_TERM = "Unspecified (term missing)"
 
@@ -187,9 +189,11 @@ def dq_entries(df: pd.DataFrame, mask: Any, table: str, column: str, rule: str, 
         values = pd.Series(value, index=df.index).loc[sub.index]
     rows = sub[row_col] if row_col else row_ids(sub)
     actions = action if isinstance(action, str) else pd.Series(action, index=df.index).loc[sub.index].to_numpy()
-    return pd.DataFrame({"study_id": sub["study_id"].to_numpy(), "table": table, "row": rows.to_numpy(),
-                         "column": column, "value": values.to_numpy(dtype=object), "rule": rule,
-                         "action": actions})[DQ_COLUMNS]
+    centre = sub["center_id"].to_numpy(dtype=object) if "center_id" in sub.columns else ""
+    file = sub["source_file"].to_numpy(dtype=object) if "source_file" in sub.columns else table
+    return pd.DataFrame({"center_id": centre, "file": file, "row": rows.to_numpy(),
+                         "study_id": sub["study_id"].to_numpy(), "table": table, "column": column,
+                         "value": values.to_numpy(dtype=object), "rule": rule, "action": actions})[DQ_COLUMNS]
 
 
 def concat_dq(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:

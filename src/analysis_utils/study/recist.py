@@ -42,7 +42,7 @@ Documented choices of the engine (the rules' own are listed in recist_rules)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import numpy as np
@@ -50,10 +50,10 @@ import pandas as pd
 
 from analysis_utils.study.recist_rules import (
     BOR_RANK, CR, CRITERIA, EFFUSION, LD, LESION_TYPES, LIVER, MEASURE_COLUMNS, NE, NEW, NODE, NONE,
-    NONTARGET_STATUSES, ORGANS, PD, PR, PROGRESSED, RANK_TO_CODE, RESOLVED, RESPONSES, SA, SD, UNASSESSED, VIABLE,
-    apply_sd_minimum, apply_target_limits, check_criterion, confirm_responses, is_baseline_lesion,
-    is_target_candidate, lesion_measure, new_lesion_qualifies, nontarget_lesion_state, nontarget_response,
-    overall_response, target_response,
+    NEVER_TARGET, NONTARGET_STATUSES, ORGANS, PD, PR, PROGRESSED, RANK_TO_CODE, RESOLVED, RESPONSES, SA, SD,
+    UNASSESSED, VIABLE, apply_sd_minimum, apply_target_limits, check_criterion, confirm_responses,
+    is_baseline_lesion, is_target_candidate, lesion_measure, measured_lesion_state, new_lesion_qualifies,
+    nontarget_lesion_state, nontarget_response, overall_response, recover_mrecist_measurements, target_response,
 )
 
 __all__ = [
@@ -69,6 +69,8 @@ __all__ = [
     "is_baseline_lesion",
     "is_target_candidate",
     "apply_target_limits",
+    "recover_mrecist_measurements",
+    "measured_lesion_state",
     "target_response",
     "nontarget_lesion_state",
     "nontarget_response",
@@ -90,8 +92,14 @@ DQ_COLUMNS: Final = ("study_id", "assessment_date", "lesion_id", "column", "rule
 R_NO_INDEX: Final = "missing index_date"
 R_NO_BASELINE: Final = "no baseline assessment within the baseline window"
 R_NO_TARGET: Final = "no measurable target lesion at baseline"
+R_NO_TARGET_UNRECORDED: Final = "no target lesion: a baseline diameter the criterion needs was not recorded"
 R_NO_FOLLOW_UP: Final = "no post-baseline assessment"
-R_NOT_EVALUABLE: Final = "no qualifying time point (all NE, SD before min_sd_days, or unconfirmed CR/PR)"
+R_ALL_NE: Final = "every post-baseline time point NE (a target not measured)"
+R_EARLY_SD: Final = "SD (or non-CR/non-PD) only before min_sd_days, not followed by PD"
+R_UNCONFIRMED: Final = "CR/PR not confirmed and SD minimum not met"
+#: every reason a BOR can be NE, in the order they are checked
+NE_REASONS: Final = (R_NO_INDEX, R_NO_BASELINE, R_NO_TARGET_UNRECORDED, R_NO_TARGET, R_NO_FOLLOW_UP, R_ALL_NE,
+                     R_UNCONFIRMED, R_EARLY_SD)
 
 
 @dataclass(frozen=True)
@@ -350,8 +358,12 @@ def _baseline_roles(prep: _Prepared, rows: np.ndarray, criterion: str) -> dict[s
                                              prep.ae_true[rows], criterion)
     lid = prep.lid[rows]
     target = apply_target_limits(prep.pid[rows], organ, size, prep.lid_rank[lid], candidate)
+    # measurability unknown: the diameter the criterion needs is not recorded (bone lesions are often not
+    # measured at all and never-target sites have no diameter, so neither counts)
+    unrecorded = (lesion & ~candidate & np.isnan(size) & ~NEVER_TARGET[organ]
+                  & (organ != ORGANS.index("bone")))
     return {"rows": rows, "kind": kind, "size": size, "lesion": lesion, "candidate": candidate,
-            "target": target, "nontarget": lesion & ~target}
+            "target": target, "nontarget": lesion & ~target, "unrecorded": unrecorded}
 
 
 def _roles_frame(prep: _Prepared, roles: dict[str, np.ndarray], criterion: str) -> pd.DataFrame:
@@ -371,13 +383,39 @@ def _roles_frame(prep: _Prepared, roles: dict[str, np.ndarray], criterion: str) 
     return out.sort_values(["study_id", "lesion_id"], kind="stable", ignore_index=True)
 
 
+def _for_criterion(prep: _Prepared, criterion: str) -> tuple[_Prepared, list[pd.DataFrame]]:
+    """The prepared rows as the criterion reads them: under mRECIST, liver rows completed by
+    ``recover_mrecist_measurements`` (each completed row logged); RECIST reads the rows as recorded."""
+    if criterion != "mrecist" or not len(prep.pid):
+        return prep, []
+    viable, ae_true, enhancing, no_viable = recover_mrecist_measurements(
+        prep.organ, prep.meas[:, LD], prep.meas[:, VIABLE], prep.ae_true, prep.ae_false)
+    meas = prep.meas.copy()
+    meas[:, VIABLE] = viable
+    sid = prep.study_ids
+    dq = []
+    for mask, column, rule, action in (
+            (enhancing, "arterial_enhancement", "mrecist_enhancement_from_viable_diameter",
+             "mRECIST: arterial enhancement not recorded, read as present (viable diameter > 0) at this and "
+             "every later such row of the lesion"),
+            (no_viable, "viable_ld_mm", "mrecist_viable_zero_without_enhancement",
+             "mRECIST: viable diameter not recorded, read as 0 (no arterial enhancement, or LD 0 mm) at this and "
+             "every later such row of the lesion")):
+        if mask.any():  # one entry per lesion, at its first such row (rows are sorted by lesion and day)
+            r = np.flatnonzero(mask)
+            r = r[np.unique(prep.lid[r], return_index=True)[1]]
+            dq.append(_dq_frame(sid[prep.pid[r]], prep.day[r], prep.lid_name[prep.lid[r]], column, rule, action))
+    return replace(prep, meas=meas, ae_true=ae_true), dq
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Time points
 # ----------------------------------------------------------------------------------------------------------
 
 def _derive_timepoints(prep: _Prepared, criterion: str, window: int,
                        grace: int) -> tuple[pd.DataFrame, pd.DataFrame, list[pd.DataFrame]]:
-    dq = list(prep.dq)
+    prep, completed = _for_criterion(prep, criterion)
+    dq = list(prep.dq) + completed
     sid = prep.study_ids
     n_pat = len(sid)
     vis = _baseline_visits(prep, window, grace)
@@ -452,8 +490,18 @@ def _derive_timepoints(prep: _Prepared, criterion: str, window: int,
     n_nontargets = np.bincount(n_pid, minlength=n_pat)
     item, vrow = _cross(n_pid, tp_first, tp_count)
     pos, found = _lookup(prep.key, n_lid_[item].astype(np.int64) * prep.span + (tp_day[vrow] - prep.dmin))
-    state = nontarget_lesion_state(found, prep.status[pos], prep.organ[nt_rows][item], prep.meas[pos, SA],
-                                   prep.meas[pos, VIABLE], prep.ae_false[pos], criterion)
+    status = np.where(found, prep.status[pos], -1)
+    state = nontarget_lesion_state(found, status, prep.organ[nt_rows][item], prep.meas[pos, SA],
+                                   prep.meas[pos, VIABLE], prep.ae_false[pos], criterion, ld_mm=prep.meas[pos, LD],
+                                   arterial_true=prep.ae_true[pos])
+    read = found & (status < 0) & (visit_no[vrow] > 0)
+    if read.any():  # one entry per lesion: its first follow-up visit without a status
+        r = np.flatnonzero(read)
+        r = r[np.unique(n_lid_[item[r]], return_index=True)[1]]
+        dq.append(_dq_frame(sid[n_pid[item[r]]], tp_day[vrow[r]], prep.lid_name[n_lid_[item[r]]],
+                            "nontarget_status", "nontarget_status_from_measurements",
+                            f"{criterion}: non-target without a status, read from its diameters at every such visit "
+                            "(0 mm / no viable tissue = resolved, a measured size = present, none = not assessed)"))
     gone = ~found & (visit_no[vrow] > 0)
     if gone.any():
         dq.append(_dq_frame(sid[n_pid[item[gone]]], tp_day[vrow[gone]], prep.lid_name[n_lid_[item[gone]]],
@@ -512,6 +560,7 @@ def _derive_timepoints(prep: _Prepared, criterion: str, window: int,
     def cat(codes: np.ndarray) -> pd.Categorical:
         return pd.Categorical.from_codes(np.where(is_base, -1, codes), categories=labels)
 
+    n_unrecorded = np.bincount(prep.pid[base_rows[roles["unrecorded"]]], minlength=n_pat)
     tp = pd.DataFrame({
         "study_id": sid[tp_pid],
         "criterion": criterion,
@@ -519,6 +568,7 @@ def _derive_timepoints(prep: _Prepared, criterion: str, window: int,
         "visit": visit_no,
         "days_from_index": tp_day - prep.anchor_day[tp_pid] if n_tp else tp_day,
         "n_targets": nt_visit,
+        "n_unrecorded_baseline": np.where(is_base, n_unrecorded[tp_pid], 0),
         "n_targets_measured": n_measured,
         "sum_mm": np.where(has_t, sum_mm, np.nan),
         "baseline_sum_mm": baseline_sum,
@@ -624,6 +674,9 @@ def best_overall_response(timepoints: pd.DataFrame, index: pd.DataFrame, confirm
     base_sum = np.full(n_pat, np.nan)
     if "baseline_sum_mm" in tp.columns:
         base_sum[p_all[base]] = tp["baseline_sum_mm"].to_numpy(dtype=float)[base]
+    n_unrecorded = np.zeros(n_pat, dtype=np.int64)
+    if "n_unrecorded_baseline" in tp.columns:
+        n_unrecorded[p_all[base]] = tp["n_unrecorded_baseline"].to_numpy()[base]
 
     p, day = p_all[fu], day_all[fu]
     resp = pd.Categorical(tp["overall_response"].to_numpy()[fu], categories=list(RESPONSES)).codes.astype(np.int64)
@@ -673,9 +726,15 @@ def best_overall_response(timepoints: pd.DataFrame, index: pd.DataFrame, confirm
     index_day = _to_days(index["index_date"], "index_date", allow_nat=True)
     index_missing = index["index_date"].isna().to_numpy()
     no_base = baseline_day == _NO_DAY
+    any_assessed = np.zeros(n_pat, dtype=bool)
+    any_assessed[wp[wresp != NE]] = True
+    any_response = np.zeros(n_pat, dtype=bool)
+    any_response[wp[(wresp == CR) | (wresp == PR)]] = True
     reason = np.select(
-        [index_missing, no_base, n_targets == 0, n_fu == 0, bor == NE],
-        [R_NO_INDEX, R_NO_BASELINE, R_NO_TARGET, R_NO_FOLLOW_UP, R_NOT_EVALUABLE], "",
+        [index_missing, no_base, (n_targets == 0) & (n_unrecorded > 0), n_targets == 0, n_fu == 0,
+         bor != NE, ~any_assessed, any_response & confirm],
+        [R_NO_INDEX, R_NO_BASELINE, R_NO_TARGET_UNRECORDED, R_NO_TARGET, R_NO_FOLLOW_UP, "", R_ALL_NE,
+         R_UNCONFIRMED], R_EARLY_SD,
     ).astype(object)
     bor = np.where(reason != "", NE, bor)
     reason[reason == ""] = None

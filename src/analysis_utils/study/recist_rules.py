@@ -22,6 +22,11 @@ Documented choices (where the criteria leave room)
   (malignant only with SA >= 20 mm, §2.4), at baseline and as a new lesion. Smaller nodes are not lesions.
 * mRECIST intrahepatic target: arterial_enhancement True, ``ld_mm`` >= 10 mm (RECIST-measurable, §2.1) and a
   measured viable diameter > 0; it is then measured by ``viable_ld_mm``. Extrahepatic lesions use RECIST.
+  A viable diameter >= 10 mm shows LD >= 10 mm when ``ld_mm`` is not recorded (the viable part lies inside the
+  lesion, so viable <= LD).
+* What the recorded values imply (mRECIST, liver; ``recover_mrecist_measurements``): a viable diameter > 0 means
+  arterial enhancement when that is not recorded (viable tumour is the enhancing tumour); no arterial enhancement,
+  or LD 0, means a viable diameter 0 when that is not recorded.
 * Effusions: never targets. Under mRECIST an effusion (baseline or new) counts only when
   ``cytology_confirmed`` is True (§2.4). Under RECIST a baseline effusion is a non-target lesion and a new
   effusion annotated "new" is a new lesion (PD, §1.4 "any unequivocal new lesion"); RECIST 1.1's advice to
@@ -36,7 +41,9 @@ Documented choices (where the criteria leave room)
   needs >= 5 mm under RECIST. Comparisons use a 1e-9 mm tolerance against floating-point error.
 * Non-target lesion resolved: status "absent"; a node "present" with SA < 10 mm; under mRECIST a liver
   non-target "present" without arterial enhancement (False) or with viable diameter 0 (§2.3).
-  NA / "not_assessed" / missing row = not assessed. No non-target lesions -> non-target response "none",
+  "not_assessed" / missing row = not assessed. An empty status with measurements is read from them
+  (``measured_lesion_state``): 0 mm (node: SA < 10 mm; mRECIST liver: no viable tissue) = resolved, a measured
+  size = present; an empty status without any measurement = not assessed. No non-target lesions -> non-target response "none",
   which the overall table reads as CR.
 * SD minimum and confirmation (§1.6): SD (and "non-CR/non-PD") counts only if assessed >= ``min_sd_days`` after
   index, otherwise it becomes PD if the next assessment is PD, else NE; CR followed by PR is read as PR.
@@ -52,6 +59,7 @@ __all__ = [
     "CRITERIA", "ORGANS", "LESION_TYPES", "NONTARGET_STATUSES", "MEASURE_COLUMNS", "RESPONSES",
     "NE", "PD", "SD", "PR", "CR", "NON_CR_NON_PD", "NONE", "RESOLVED", "PERSISTS", "PROGRESSED", "UNASSESSED",
     "check_criterion", "lesion_measure", "is_baseline_lesion", "is_target_candidate", "apply_target_limits",
+    "recover_mrecist_measurements", "measured_lesion_state",
     "target_response", "nontarget_lesion_state", "nontarget_response", "new_lesion_qualifies", "overall_response",
     "apply_sd_minimum", "confirm_responses",
 ]
@@ -125,13 +133,15 @@ def is_target_candidate(organ: np.ndarray, ld_mm: np.ndarray, viable_ld_mm: np.n
 
     RECIST §1.1: non-nodal LD >= 10 mm; node SA >= 15 mm; portal vein, ascites and pleural effusion are never
     measurable (§1.1, §2.4). mRECIST §2.1/§2.4: intrahepatic lesions need arterial enhancement, LD >= 10 mm
-    and a measured viable diameter > 0; nodes SA >= 20 mm; other extrahepatic lesions as RECIST.
+    and a measured viable diameter > 0; nodes SA >= 20 mm; other extrahepatic lesions as RECIST. A viable
+    diameter >= 10 mm shows LD >= 10 mm when ``ld_mm`` is not recorded (viable <= LD).
     """
     node = organ == NODE
     mrecist = check_criterion(criterion) == "mrecist"
     ok = np.where(node, short_axis_mm >= (20.0 if mrecist else 15.0), ld_mm >= 10.0)
     if mrecist:
-        liver_ok = arterial_true & (ld_mm >= 10.0) & (viable_ld_mm > 0.0)
+        ld_ok = (ld_mm >= 10.0) | (np.isnan(ld_mm) & (viable_ld_mm >= 10.0))
+        liver_ok = arterial_true & ld_ok & (viable_ld_mm > 0.0)
         ok = np.where(organ == LIVER, liver_ok, ok)
     return ok & ~NEVER_TARGET[organ]
 
@@ -166,6 +176,48 @@ def apply_target_limits(patient: np.ndarray, organ: np.ndarray, size_mm: np.ndar
     return out
 
 
+def recover_mrecist_measurements(organ: np.ndarray, ld_mm: np.ndarray, viable_ld_mm: np.ndarray,
+                                 arterial_true: np.ndarray, arterial_false: np.ndarray
+                                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What the recorded values of a liver lesion imply for mRECIST (§2.1, §2.3) where a value is not recorded.
+
+    mRECIST measures the viable tumour, defined as the part that takes up contrast in the arterial phase. Hence,
+    for liver rows only: a viable diameter > 0 with arterial enhancement not recorded means enhancement
+    (``enhancing``); a viable diameter not recorded with no arterial enhancement (False), or with an LD of 0 mm
+    (the viable part lies inside the lesion), means a viable diameter of 0 (``no_viable``). Nothing else is
+    inferred: an LD > 0 with enhancement says nothing about the size of the viable part.
+    Returns (viable_ld_mm, arterial_true, enhancing, no_viable): the completed arrays and the masks of the rows
+    completed by each rule (for the data-quality log).
+    """
+    liver = organ == LIVER
+    enhancing = liver & ~arterial_true & ~arterial_false & (viable_ld_mm > 0.0)
+    no_viable = liver & np.isnan(viable_ld_mm) & (arterial_false | (ld_mm == 0.0))
+    return np.where(no_viable, 0.0, viable_ld_mm), arterial_true | enhancing, enhancing, no_viable
+
+
+def measured_lesion_state(organ: np.ndarray, ld_mm: np.ndarray, short_axis_mm: np.ndarray,
+                          viable_ld_mm: np.ndarray, arterial_true: np.ndarray, arterial_false: np.ndarray,
+                          criterion: str) -> np.ndarray:
+    """State of a lesion read from its measurements alone (no status recorded): RESOLVED, PERSISTS or UNASSESSED.
+
+    RECIST §1.4 / mRECIST §2.3 applied to the diameters: a node is resolved with SA < 10 mm and present with
+    SA >= 10 mm; under mRECIST a liver lesion is resolved with no viable tissue (viable diameter 0, no arterial
+    enhancement, or LD 0) and present with a viable diameter > 0 or an enhancing LD > 0; any other lesion is
+    resolved at LD 0 and present with LD > 0 (or a viable diameter > 0, which lies inside it). Without the
+    measurement a rule needs, the lesion is not assessed.
+    """
+    node = organ == NODE
+    sa_state = np.select([short_axis_mm < 10.0, short_axis_mm >= 10.0], [RESOLVED, PERSISTS], UNASSESSED)
+    ld_state = np.select([ld_mm == 0.0, (ld_mm > 0.0) | (viable_ld_mm > 0.0)], [RESOLVED, PERSISTS], UNASSESSED)
+    state = np.where(node, sa_state, ld_state)
+    if check_criterion(criterion) == "mrecist":
+        gone = (viable_ld_mm == 0.0) | arterial_false | (ld_mm == 0.0)
+        there = (viable_ld_mm > 0.0) | (arterial_true & (ld_mm > 0.0))
+        liver_state = np.select([gone, there], [RESOLVED, PERSISTS], UNASSESSED)
+        state = np.where(organ == LIVER, liver_state, state)
+    return state
+
+
 def target_response(sum_mm: np.ndarray, n_missing: np.ndarray, baseline_sum: np.ndarray, nadir: np.ndarray,
                     all_cr: np.ndarray, criterion: str) -> np.ndarray:
     """Target-lesion response per time point (RECIST §1.3; mRECIST §2.2). Returns response codes.
@@ -185,19 +237,28 @@ def target_response(sum_mm: np.ndarray, n_missing: np.ndarray, baseline_sum: np.
 
 
 def nontarget_lesion_state(found: np.ndarray, status: np.ndarray, organ: np.ndarray, short_axis_mm: np.ndarray,
-                           viable_ld_mm: np.ndarray, arterial_false: np.ndarray, criterion: str) -> np.ndarray:
+                           viable_ld_mm: np.ndarray, arterial_false: np.ndarray, criterion: str,
+                           ld_mm: np.ndarray | None = None, arterial_true: np.ndarray | None = None) -> np.ndarray:
     """State of one non-target lesion at one visit: RESOLVED, PERSISTS, PROGRESSED or UNASSESSED.
 
     RECIST §1.4: "absent", or a node "present" with SA < 10 mm, is resolved; "unequivocal_progression" is
-    progression; "not_assessed", NA or a missing row is not assessed. mRECIST §2.3: a liver non-target also
-    resolves when its arterial enhancement is gone (False) or its viable diameter is 0.
+    progression; "not_assessed" or a missing row is not assessed. mRECIST §2.3: a liver non-target also
+    resolves when its arterial enhancement is gone (False) or its viable diameter is 0. A row without a status
+    (NA, coded < 0) is read from its measurements (``measured_lesion_state``; needs ``ld_mm`` and
+    ``arterial_true``, otherwise it is not assessed): a lesion with measurements is assessable from them.
     """
     st = np.where(found, status, _NOT_ASSESSED)
     present = st == _PRESENT
     resolved = (st == _ABSENT) | (present & (organ == NODE) & (short_axis_mm < 10.0))
     if check_criterion(criterion) == "mrecist":
         resolved |= present & (organ == LIVER) & (arterial_false | (viable_ld_mm == 0.0))
-    return np.select([st == _UNEQUIVOCAL, resolved, present], [PROGRESSED, RESOLVED, PERSISTS], UNASSESSED)
+    state = np.select([st == _UNEQUIVOCAL, resolved, present], [PROGRESSED, RESOLVED, PERSISTS], UNASSESSED)
+    if ld_mm is not None and arterial_true is not None:
+        empty = found & (np.asarray(status) < 0)
+        measured = measured_lesion_state(organ, ld_mm, short_axis_mm, viable_ld_mm, arterial_true, arterial_false,
+                                         criterion)
+        state = np.where(empty, measured, state)
+    return state
 
 
 def nontarget_response(n_lesions: np.ndarray, n_progressed: np.ndarray, n_unassessed: np.ndarray,

@@ -16,6 +16,7 @@ from analysis_utils.reporting import tables
 from analysis_utils.reporting.manuscript import variables_imputation
 from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
 from analysis_utils.reporting.manuscript.variables_simulation import simulation_variables
+from analysis_utils.reporting.manuscript.variables_outcomes import outcomes_variables
 from analysis_utils.reporting.manuscript.text import (ci_text, covariate_text, date_text, days_text, est_ci_text,
                                                       fmt_count_pct, fmt_int, fmt_pct, human_list, is_missing,
                                                       level_text, median_text, months_list_text, p_text)
@@ -264,6 +265,7 @@ def variables_report(out_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
         "survival": ("survival", lambda r: _survival_variables(r, params, missing)),
         "response": ("response", lambda r: _response_variables(r, params, missing)),
         "safety": ("safety", lambda r: _safety_variables(r, missing, _alpha(params))),
+        "outcomes": ("progression", lambda r: outcomes_variables(results, params, missing)),
     }
     for name, (section, build) in builders.items():
         if section not in results:
