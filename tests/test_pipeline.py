@@ -2,6 +2,7 @@
 (deterministic outputs, no identifier in any output file, raw files untouched)."""
 import ast
 import hashlib
+import json
 from pathlib import Path
 
 import nbformat
