@@ -17,7 +17,7 @@ import pandas as pd
 
 from analysis_utils.runner import pipeline
 from analysis_utils.study.cleaning import CleaningConfig, clean
-from analysis_utils.study.contract import read_raw_table
+from analysis_utils.study.export_files import read_raw_table
 
 
 def measure(func):

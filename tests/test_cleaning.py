@@ -215,4 +215,5 @@ def test_exact_duplicate_rows_removed_and_logged(make_export):
     cleaned = clean(make_export({"C01": [p]}), CFG)
     assert len(cleaned.tables["labs"]) == 2
     dq = cleaned.quality.to_frame()
-    assert ((dq.rule == "exact duplicate row in the file") & (dq.file == "C01/labs.csv") & (dq.row == 3)).all()
+    dup = dq[dq.rule == "exact duplicate row in the file"]
+    assert len(dup) == 1 and (dup.file == "C01/labs.csv").all() and (dup.row == 3).all()

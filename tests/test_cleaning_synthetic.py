@@ -8,7 +8,8 @@ import pytest
 
 from analysis_utils.study.cleaning import CleaningConfig, clean
 from analysis_utils.study.identifiers import study_id
-from analysis_utils.study.contract import load_contract, normalise_label, read_raw_table, synonym_map
+from analysis_utils.study.contract import load_contract, normalise_label, synonym_map
+from analysis_utils.study.export_files import read_raw_table
 from analysis_utils.synthetic import generate_cohort
 
 KEY = "test-key"

@@ -2,7 +2,8 @@
 import pandas as pd
 import pytest
 
-from analysis_utils.study.contract import (ContractError, harmonise_table, load_contract, parse_dates, read_center,
+from analysis_utils.study.reading import read_center
+from analysis_utils.study.contract import (ContractError, harmonise_table, load_contract, parse_dates,
                                      synonym_map)
 from analysis_utils.study.quality import QualityLog
 from conftest import patient_tables, write_center

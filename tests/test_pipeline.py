@@ -2,6 +2,7 @@
 (deterministic outputs, no identifier in any output file, raw files untouched)."""
 import ast
 import hashlib
+import json
 from pathlib import Path
 
 import nbformat
@@ -96,12 +97,18 @@ def test_failure_names_notebook_and_cell(tmp_path):
     assert not res.ok
     assert "01_cleaning.ipynb failed in cell" in res.message and "ContractError" in res.message
     assert "'labs' not found" in res.message
+    # the failed run's folder is marked as such, so that the next run of the same name replaces it
+    status = json.loads((Path(res.output_dir) / "run_status.json").read_text())
+    assert status["status"] == "failed" and "'labs' not found" in status["message"]
+    again = pipeline.run_notebooks(params, log=lambda m: None)
+    assert not again.ok and "refusing" not in again.message and "'labs' not found" in again.message
 
 
 def _all_identifier_values(raw: Path) -> set[str]:
     """Identifier values of every CSV and XLSX file of a raw export (only values of >= 5 characters, so that
     the search cannot hit by chance)."""
-    from analysis_utils.study.contract import load_contract, read_raw_table
+    from analysis_utils.study.contract import load_contract
+    from analysis_utils.study.export_files import read_raw_table
     ids = load_contract().identifier_columns() - {"birth_date"}
     values = set()
     for f in list(raw.rglob("*.csv")) + list(raw.rglob("*.xlsx")):

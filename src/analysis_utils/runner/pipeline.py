@@ -156,6 +156,17 @@ def strip_volatile_metadata(path: Path) -> None:
     nbformat.write(nb, path)
 
 
+RUN_STATUS = "run_status.json"
+
+
+def mark_run(out: Path, status: str, message: str) -> None:
+    """Mark a run folder as unfinished (``running``, written when the run starts; ``failed``, with the message, when
+    a notebook fails). A folder holding this mark or a ``run_manifest.json`` is a run's own folder, which the next
+    run of the same name replaces; a finished run removes the mark when it writes its manifest."""
+    (out / RUN_STATUS).write_text(json.dumps({"status": status, "message": message}, indent=2) + "\n",
+                                  encoding="utf-8")
+
+
 @dataclass
 class RunResult:
     params_file: str
@@ -189,11 +200,12 @@ def run_notebooks(params_path: Path, *, generate: bool = True, progress_bar: boo
     if not os.environ.get("MPLBACKEND", "inline").endswith("inline"):
         os.environ.pop("MPLBACKEND")  # kernels must keep the inline backend so figures are stored in the notebooks
     if out.exists():
-        if any(out.iterdir()) and not (out / "run_manifest.json").is_file():
+        if any(out.iterdir()) and not ((out / "run_manifest.json").is_file() or (out / RUN_STATUS).is_file()):
             return RunResult(str(params_path), name, False, str(out),
                              f"{out} exists and is not a previous run's folder; refusing to overwrite it", 0.0)
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    mark_run(out, "running", "the run has not finished (or was interrupted)")
     executed: list[str] = []
     nbs = notebooks(root)
     for i, nb in enumerate(nbs, 1):
@@ -209,11 +221,13 @@ def run_notebooks(params_path: Path, *, generate: bool = True, progress_bar: boo
             msg = (f"notebook {nb.relative_to(root)} failed in cell {err.cell_index} (execution count "
                    f"{err.exec_count}): {err.ename}: {err.evalue}. Executed copy: {target}")
             say("FAILED: " + msg)
+            mark_run(out, "failed", msg)
             return RunResult(str(params_path), name, False, str(out), msg, time.perf_counter() - t0)
         strip_volatile_metadata(target)
         executed.append(nb.name)
         say(f"[{i}/{len(nbs)}] {nb.name} done in {time.perf_counter() - t1:.1f} s")
     write_manifest(params, Path(params_path), out, root, executed)
+    (out / RUN_STATUS).unlink()
     secs = time.perf_counter() - t0
     say(f"finished in {secs:.1f} s -> {out}")
     return RunResult(str(params_path), name, True, str(out), "ok", secs)

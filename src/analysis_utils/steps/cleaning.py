@@ -12,15 +12,17 @@ from typing import Any
 
 import pandas as pd
 
+from analysis_utils.study.centre_report import flow_by_centre
 from analysis_utils.study.cleaning import CleanedData
 from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
 
 
 def write_cleaned(cleaned: CleanedData, out_dir: str | Path) -> None:
     """Write the analysis-ready tables (parquet: ``data/screened``, ``data/cohort`` and every child table), the site
-    agreement, flow and data-quality tables (CSV, ``tables/``) under ``out_dir``. Source row numbers are dropped from
-    the parquet tables (the data-quality log keeps its located entries), except in ``adverse_events`` and ``labs``,
-    whose problems the safety notebook finds and locates by centre, file and row."""
+    agreement, flow (overall and per centre) and data-quality tables (CSV, ``tables/``: every entry, the summary by
+    rule, and one row per centre) under ``out_dir``. Source row numbers are dropped from the parquet tables (the
+    data-quality log keeps its located entries), except in ``adverse_events`` and ``labs``, whose problems the safety
+    notebook finds and locates by centre, file and row."""
     out = Path(out_dir)
     (out / "data").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -35,8 +37,10 @@ def write_cleaned(cleaned: CleanedData, out_dir: str | Path) -> None:
             df.drop(columns=[] if keep_rows else ["source_row"], errors="ignore").to_parquet(
                 out / "data" / f"{name}.parquet", index=False)
     cleaned.flow.to_csv(out / "tables" / "flow.csv", index=False)
+    flow_by_centre(cleaned.screened).to_csv(out / "tables" / "flow_by_centre.csv", index=False)
     cleaned.quality.to_frame().to_csv(out / "tables" / "data_quality.csv", index=False)
     cleaned.quality.summary().to_csv(out / "tables" / "data_quality_summary.csv", index=False)
+    cleaned.quality.centre_summary(cleaned.screened).to_csv(out / "tables" / "data_quality_by_centre.csv", index=False)
 
 
 def results_summary(cleaned: CleanedData) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import pandas as pd
 
 from analysis_utils.study import scores
 from analysis_utils.study.baseline import apply_baseline_labs, baseline_imaging
+from analysis_utils.study.centre_report import centre_losses
 from analysis_utils.study.config import CleaningConfig
 from analysis_utils.study.eligibility import apply_criteria, check_flow, flow_table
 from analysis_utils.study.endpoints import derive_response_endpoints, overall_survival
@@ -162,4 +163,5 @@ def clean(input_dir: str | Path, cfg: CleaningConfig, log: QualityLog | None = N
     out_tables.update(response_tables)
     flow = flow_table(screened)
     check_flow(flow)
+    centre_losses(screened, log)  # a centre losing most of its records: one entry naming the likely cause
     return CleanedData(screened=screened, tables=out_tables, flow=flow, quality=log)

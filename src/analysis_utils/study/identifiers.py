@@ -1,5 +1,6 @@
-"""Identifiers: stable pseudonymous study IDs (HMAC), duplicate patient records, and dropping every identifier
-column of the contract before anything is written."""
+"""Identifiers: stable pseudonymous study IDs (HMAC), duplicate patient records, rows linking to no patient, and
+dropping every identifier column of the contract before anything is written (identifiers typed into other columns
+are masked earlier, at reading: :mod:`analysis_utils.study.masking`)."""
 from __future__ import annotations
 
 import hashlib
@@ -61,8 +62,9 @@ def pseudonymise(tables: dict[str, pd.DataFrame], key: str, log: QualityLog) -> 
         df = out[name]
         orphan = df["study_id"].notna() & ~df["study_id"].isin(known)
         if orphan.any():
+            _orphan_files(df, orphan, log)
             log.add_rows(df.loc[orphan], rule="row refers to an mrn that is not in the centre's patients table",
-                         action="row removed", column="mrn", redact=True, severity="error")
+                         action="row removed", column="mrn", redact=True, severity="error", affects="row")
         out[name] = df.loc[~orphan].reset_index(drop=True)
     birth = patients["birth_date"].copy()
     for name, df in out.items():
@@ -70,3 +72,14 @@ def pseudonymise(tables: dict[str, pd.DataFrame], key: str, log: QualityLog) -> 
     out["patients"]["duplicate_of"] = dup_of.values
     out["patients"]["_birth_date"] = birth.values  # used for age at index, dropped in derive_patients
     return out, dup_of
+
+
+def _orphan_files(df: pd.DataFrame, orphan: pd.Series, log: QualityLog, share: float = 0.5) -> None:
+    """One entry per file where most rows link to no patient: the cause, named once above the row entries."""
+    for file, n in df.loc[orphan].groupby("source_file").size().items():
+        total = int((df["source_file"] == file).sum())
+        if n >= 10 and n >= share * total:
+            center = df.loc[df["source_file"] == file, "center_id"].iloc[0]
+            log.add(rule=f"{n} of {total} rows refer to MRNs absent from {center}'s patients table (wrong file, "
+                         "MRNs written differently, or patients missing)", action="rows removed (each listed)",
+                    center_id=center, file=file, column="mrn", severity="error", affects="row")
