@@ -19,7 +19,8 @@ def format_counts(table: pd.DataFrame, label_col: str, groups: Sequence[str] = (
     :func:`~analysis_utils.steps.safety.ae_by_term_table` (``groups=("any ", ">=3 ")``): 'n (%)' per arm and group,
     p-values formatted (``tables.fmt_p``)."""
     arms = list(table.attrs.get("N", {}))
-    out = pd.DataFrame({label_col: table[label_col].astype(str).str.replace(">=", "≥", regex=False)})
+    head = {"ctcae_term": "CTCAE term", "category": "Patients with"}.get(label_col, label_col)
+    out = pd.DataFrame({head: table[label_col].astype(str).str.replace(">=", "≥", regex=False)})
     for g in groups:
         for arm in arms:
             head = f"{arm} (N = {table.attrs['N'][arm]})" + (f", grade {g.strip().replace('>=', '≥')}" if g else "")

@@ -153,7 +153,8 @@ def analyse_endpoint(df: pd.DataFrame, time_col: str, event_col: str, spec: dict
     ``spec`` is the ``survival`` section of the params: conf_type, conf_level, timepoints_months, rmst_tau_months,
     ties. Returns a dict with
       km (arm -> ``kaplan_meier`` table; weighted when ``weights_col``), times (arm -> follow-up times, for the
-      number-at-risk table), n / events (arm -> unweighted counts), median (``median_survival`` per arm, indexed by
+      number-at-risk table), event_times (arm -> times of the events, for the cumulative events under the plot),
+      n / events (arm -> unweighted counts), median (``median_survival`` per arm, indexed by
       arm), survival_at (``survival_at`` per arm at the timepoints), follow_up (``median_follow_up_reverse_km``,
       both arms together), test ({label, p, chi2}: log-rank ``survdiff``; with weights, where no weighted log-rank
       is offered, the robust Wald test of the weighted Cox model), cox (``cox_ph`` of arm alone: robust on
@@ -192,6 +193,7 @@ def analyse_endpoint(df: pd.DataFrame, time_col: str, event_col: str, spec: dict
         medians[a] = median_survival(km[a])
         at.append(survival_at(km[a], timepoints).assign(arm=a))
     res.update({"km": km, "times": times, "n": {a: int((arm_all == a).sum()) for a in arms},
+                "event_times": {a: t_all[(arm_all == a) & (e_all > 0)] for a in arms},
                 "events": {a: int(e_all[arm_all == a].sum()) for a in arms},
                 "median": pd.DataFrame(medians).T.rename_axis("arm"),
                 "survival_at": pd.concat(at, ignore_index=True),
@@ -495,6 +497,26 @@ def subgroup_analysis(cohorts: dict[str, dict], spec: dict) -> tuple[pd.DataFram
                     "os_event", "arm", spec["subgroups"], ties=spec["ties"], conf_level=spec["conf_level"],
                     reference=ARM_REFERENCE)
     return table, notes
+
+
+def subgroup_counts(cohorts: dict[str, dict], spec: dict, time_col: str = "os_months",
+                    event_col: str = "os_event") -> pd.DataFrame:
+    """Patients and events per arm in each level of each subgroup of ``spec["subgroups"]``, in the cohort
+    ``subgroup_analysis`` uses (``main_cohort``), plus the row subgroup "" / level "" for all its patients: columns
+    subgroup, level (as text, as ``cox_interaction_p`` labels it), arm, n, events. Patients with the subgroup
+    variable missing are left out of that subgroup, as in ``subgroup_analysis``."""
+    df = cohorts[main_cohort(cohorts)]["df"]
+    df = df.loc[df[[time_col, event_col]].notna().all(axis=1)]
+    rows = []
+    for sg in ["", *spec["subgroups"]]:
+        part = df if not sg else df.loc[df[sg].notna()].assign(_level=lambda d: d[sg].astype(str))
+        groups = [("", part)] if not sg else list(part.groupby("_level", sort=True))
+        for level, g in groups:
+            for arm in (TREATMENT_ARM, CONTROL_ARM):
+                a = g.loc[g["arm"] == arm]
+                rows.append({"subgroup": sg, "level": level, "arm": arm, "n": len(a),
+                             "events": int(a[event_col].sum())})
+    return pd.DataFrame(rows)
 
 
 def matched_os_evalue(res: dict[str, dict[str, dict]]) -> pd.Series | None:
