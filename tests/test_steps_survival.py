@@ -335,3 +335,22 @@ def test_notebook_steps_structure_and_hand_values():
     no_match = sv.survival_results(SPEC_NB, full_only, {ep: {"full": r["full"]} for ep, r in res.items()},
                                    sv.cox_models(full_only, res, SPEC_NB), landmarks)
     assert not any("matched" in k for k in no_match) and "os_evalue" not in no_match
+
+
+def test_overlap_weighted_cohort_is_an_outcome_sensitivity_analysis(tmp_path):
+    cohort = _two_arms().dropna().assign(study_id=[f"S{i}" for i in range(8)])
+    cohort.to_parquet(tmp_path / "cohort.parquet")
+    assert sv.overlap_cohort(tmp_path)[0] == {}  # no weights yet: skipped with a note
+    pd.DataFrame({"study_id": cohort.study_id, "w_iptw_ate": 1.0,
+                  "w_overlap": [0.4, 0.6, 0.5, 0.5, 0.3, 0.7, 0.5, 0.5]}).to_parquet(tmp_path / "weights.parquet")
+    extra, notes = sv.overlap_cohort(tmp_path)
+    assert not notes and extra["overlap"]["kw"] == {"weights_col": "w_overlap"}
+    cohorts = {"full": {"df": cohort, "kw": {}, "label": "Full cohort"}, **extra}
+    res = {ep: {c: sv.analyse_endpoint(v["df"], "t", "e", SPEC, **v["kw"]) for c, v in cohorts.items()}
+           for ep in ("os",)}
+    weighted = sv.cox_ph(cohort.merge(pd.read_parquet(tmp_path / "weights.parquet")), "t", "e", ["arm"],
+                         weights_col="w_overlap", reference=sv.ARM_REFERENCE)
+    assert res["os"]["overlap"]["hr"]["hr"] == pytest.approx(float(weighted["hr"].iloc[0]))
+    assert res["os"]["overlap"]["weighted"] and res["os"]["overlap"]["test"]["label"].startswith("Robust Wald")
+    flat = sv.flat_results(res["os"]["overlap"], "os", "overlap")
+    assert flat["os_hr_overlap"] == pytest.approx(float(weighted["hr"].iloc[0]))

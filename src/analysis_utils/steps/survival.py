@@ -360,7 +360,9 @@ def rmst_summary(results: dict[str, dict]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------------------------
 # notebook steps (05_survival): cohorts, models per endpoint, tables and the flat results section
 # --------------------------------------------------------------------------------------------------------------------
-COHORT_LABELS = {"full": "Full cohort", "matched": "Matched cohort", "iptw": "IPTW (ATE) cohort"}
+COHORT_LABELS = {"full": "Full cohort", "matched": "Matched cohort", "iptw": "IPTW (ATE) cohort",
+                 "overlap": "Overlap-weighted (ATO) cohort"}
+OVERLAP_WEIGHTS = "w_overlap"  # column of data/weights.parquet (04_matching; WeightIt estimand = "ATO")
 
 
 def load_cohorts(data_dir: str | Path) -> tuple[dict[str, dict], list[str]]:
@@ -398,6 +400,26 @@ def load_cohorts(data_dir: str | Path) -> tuple[dict[str, dict], list[str]]:
     return cohorts, notes
 
 
+def overlap_cohort(data_dir: str | Path, weights_col: str = OVERLAP_WEIGHTS) -> tuple[dict[str, dict], list[str]]:
+    """The overlap-weighted cohort, an outcome sensitivity analysis (Li, Morgan & Zaslavsky 2018): the cohort
+    inner-joined with ``weights.parquet`` and weighted by ``w_overlap`` (treated 1 - ps, controls ps; WeightIt
+    ``estimand = "ATO"``), analysed like the IPTW cohort (weighted KM with IJ variance, Cox with robust variance,
+    robust Wald p). Returns ({"overlap": cohort} or {}, notes); add it to ``load_cohorts``' result and every
+    per-cohort step (``endpoint_results``, ``cox_models``, ``rmst_table``, ``survival_results``) includes it.
+    Rules: docs/methods/matching-and-weighting.md."""
+    data = Path(data_dir)
+    path = data / "weights.parquet"
+    if not path.is_file():
+        return {}, ["No overlap weights: data/weights.parquet not found; overlap-weighted analyses skipped."]
+    weights = pd.read_parquet(path)
+    if weights_col not in weights.columns:
+        return {}, [f"No overlap weights: data/weights.parquet has no column {weights_col!r}; overlap-weighted "
+                    "analyses skipped."]
+    cohort = pd.read_parquet(data / "cohort.parquet")
+    weighted = cohort.merge(weights[["study_id", weights_col]], on="study_id", how="inner")
+    return {"overlap": {"df": weighted, "kw": {"weights_col": weights_col}, "label": COHORT_LABELS["overlap"]}}, []
+
+
 def cohort_sizes(cohorts: dict[str, dict]) -> pd.DataFrame:
     """Patients per arm (rows) and cohort (columns)."""
     return pd.DataFrame({name: c["df"]["arm"].value_counts() for name, c in cohorts.items()})
@@ -428,7 +450,8 @@ def cox_models(cohorts: dict[str, dict], res: dict[str, dict[str, dict]], spec: 
 
     Full cohort: unadjusted (from ``res``), adjusted for ``spec["adjust_covariates"]`` with the ``spec["missing"]``
     design and complete case (``adjusted_cox``); matched: robust SE clustered on the pair (from ``res``) and
-    stratified on the pair (``strata(subclass)``, conditional on the pair); IPTW: robust SE (from ``res``). Returns
+    stratified on the pair (``strata(subclass)``, conditional on the pair); IPTW and, when ``overlap_cohort`` added
+    it, overlap weights: robust SE (from ``res``). Returns
     {"adjusted", "adjusted_cc", "stratified": endpoint -> table or None, "models": endpoint -> {row label -> table},
     "notes": what was not estimable plus the patients and covariate notes of the adjusted OS model}.
     """
@@ -454,6 +477,8 @@ def cox_models(cohorts: dict[str, dict], res: dict[str, dict[str, dict]], spec: 
             m["Matched, stratified on pair"] = stratified[ep]
         if "iptw" in cohorts:
             m["IPTW (ATE), robust SE"] = res[ep]["iptw"]["cox"]
+        if "overlap" in cohorts:
+            m["Overlap weights (ATO), robust SE"] = res[ep]["overlap"]["cox"]
         models[ep] = m
     if adjusted["os"] is not None:
         notes.append(f"Adjusted OS model: {adjusted['os'].attrs['n']} of {adjusted['os'].attrs['n_input']} patients; "
