@@ -563,9 +563,12 @@ def test_polish_sets_table_type_and_fixed_zip_times(tmp_path):
     w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
     cell = '<w:tc><w:p><w:r><w:t>{}</w:t></w:r></w:p></w:tc>'
     data = (f'<w:tbl><w:tblGrid><w:gridCol w:w="1"/><w:gridCol w:w="1"/></w:tblGrid>'
-            f'<w:tr>{cell.format("a")}{cell.format("b")}</w:tr></w:tbl>')
-    layout = f'<w:tbl><w:tblGrid><w:gridCol w:w="2"/></w:tblGrid><w:tr>{cell.format("float")}</w:tr></w:tbl>'
-    xml = f'<w:document {w}><w:body>{layout}{data}</w:body></w:document>'.encode()
+            f'<w:tr><w:trPr><w:tblHeader/></w:trPr>{cell.format("a")}{cell.format("b")}</w:tr></w:tbl>')
+    caption = ('<w:p><w:pPr><w:jc w:val="center"/></w:pPr><w:pPr><w:jc w:val="start"/><w:spacing w:before="200"/>'
+               '<w:pStyle w:val="ImageCaption"/></w:pPr><w:r><w:t>Table 1</w:t></w:r></w:p>')
+    layout = (f'<w:tbl><w:tblGrid><w:gridCol w:w="2"/></w:tblGrid><w:tr><w:tc>{caption}{data}'
+              f'<w:p><w:pPr><w:jc w:val="center"/></w:pPr><w:r><w:t>note</w:t></w:r></w:p></w:tc></w:tr></w:tbl>')
+    xml = f'<w:document {w}><w:body>{layout}<w:sectPr/></w:body></w:document>'.encode()
     path = tmp_path / "x.docx"
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("word/document.xml", xml)
@@ -575,7 +578,13 @@ def test_polish_sets_table_type_and_fixed_zip_times(tmp_path):
         out = z.read("word/document.xml").decode()
         assert [i.date_time for i in z.infolist()] == [polish.FIXED_TIME] * 2
         assert [i.filename for i in z.infolist()] == ["word/document.xml", "other.xml"]
-    assert out.count('<w:sz w:val="17"/>') == 2 and out.count("<w:cantSplit/>") == 1  # the data table only
+    assert out.count('<w:sz w:val="17"/>') == 2 + 1 and out.count("<w:cantSplit/>") == 1  # data table and note
+    assert "<w:trPr><w:cantSplit/><w:tblHeader/></w:trPr>" in out  # the header row repeats; schema order kept
+    # the caption: one w:pPr, the later alignment ('start' as 'left'), in schema order, kept with the table
+    assert '<w:pPr><w:pStyle w:val="ImageCaption"/><w:keepNext/><w:spacing w:before="200"/><w:jc w:val="left"/>' \
+           '</w:pPr>' in out
+    assert '<w:pgSz w:w="11906" w:h="16838"/>' in out  # A4
+    assert '<w:gridCol w:w="9026"/>' in out  # the float spans the text width of the A4 page
     first = path.read_bytes()
     polish.polish_docx(path)  # idempotent and byte-stable
     assert path.read_bytes() == first
