@@ -473,7 +473,7 @@ def test_another_run_changes_the_numbers_and_nothing_typed_by_hand(small_run, se
 
 # --------------------------------------------------------------------------------------------------- registry
 def test_topic_modules_are_found_and_their_variables_built(tmp_path, monkeypatch):
-    """A variables_<topic>.py module (NAME, SECTION, variables) adds its block under NAME, from its results section;
+    """A variables_<topic>.py module (VARIABLES_KEY, RESULTS_SECTION, variables) adds its block under VARIABLES_KEY;
     a missing results key is reported, not invented."""
     import types
 
@@ -485,7 +485,7 @@ def test_topic_modules_are_found_and_their_variables_built(tmp_path, monkeypatch
         values.collect(out, "absent", lambda: r("nope"), missing)
         return out
 
-    topic = types.SimpleNamespace(NAME="target_trial", SECTION="tte", variables=topic_variables)
+    topic = types.SimpleNamespace(VARIABLES_KEY="target_trial", RESULTS_SECTION="tte", variables=topic_variables)
     monkeypatch.setattr(variables, "topic_modules", lambda: [topic])
     run = _write_run(tmp_path / "run", {"tte": {"hr": 0.71, "hr_lower": 0.6, "hr_upper": 0.84}})
     v, missing = ms.variables_report(run)
@@ -499,13 +499,14 @@ def test_a_topic_module_missing_part_of_the_interface_is_an_error(monkeypatch):
 
     from analysis_utils.reporting.manuscript import values
 
-    fake = types.SimpleNamespace(NAME="x", variables=lambda r, p, m: {})
+    fake = types.SimpleNamespace(VARIABLES_KEY="x", variables=lambda r, p, m: {})
     monkeypatch.setattr(values.pkgutil, "iter_modules", lambda path: [types.SimpleNamespace(name="variables_x")])
     monkeypatch.setattr(values.importlib, "import_module", lambda name: types.SimpleNamespace(__name__=name, **vars(fake)))
-    with pytest.raises(TypeError, match="lacks SECTION"):
+    with pytest.raises(TypeError, match="lacks RESULTS_SECTION"):
         values.topic_modules()
-    monkeypatch.setattr(values.importlib, "import_module", lambda name: types.SimpleNamespace(__name__=name))
-    assert values.topic_modules() == []  # no interface at all: registered by hand in variables_report, if at all
+    monkeypatch.setattr(values.importlib, "import_module",
+                        lambda name: types.SimpleNamespace(__name__=name, SECTION="s", variables=lambda: {}))
+    assert values.topic_modules() == []  # no marker constant: registered by hand in variables_report, if at all
 
 
 def test_includes_are_followed_by_the_checker_and_resolve_text(tmp_path):

@@ -4,8 +4,8 @@ why it is missing, and the registry of topic modules.
 A new analysis adds its numbers to the article with one module, ``reporting/manuscript/variables_<topic>.py``
 (docs/architecture.md, "The manuscript"), defining
 
-    NAME = "target_trial"        # top-level key of _variables.yml: the text quotes {{< var target_trial.hr >}}
-    SECTION = "target_trial"     # the notebook's section of results.json
+    VARIABLES_KEY = "target_trial"     # top-level key of _variables.yml: the text quotes {{< var target_trial.hr >}}
+    RESULTS_SECTION = "target_trial"   # the notebook's section of results.json
 
     def variables(r: Reader, params: dict, missing: list[str]) -> dict:
         out = {}
@@ -13,8 +13,10 @@ A new analysis adds its numbers to the article with one module, ``reporting/manu
         return out
 
 ``topic_modules()`` finds every such module by its file name, so no other file changes: ``build_variables``
-calls ``variables`` with a ``Reader`` of ``results[SECTION]`` and the params of the run, and writes the returned
-(nested) strings under ``NAME``. A module that defines only some of the three names is an error, not skipped.
+calls ``variables`` with a ``Reader`` of ``results[RESULTS_SECTION]`` and the params of the run, and writes the
+returned (nested) strings under ``VARIABLES_KEY``. A module that defines one of the two names but not the rest is an
+error, not skipped; a module that defines neither (e.g. ``variables_simulation``, which reads its own output
+folder) is registered by hand in ``variables.variables_report``.
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ from types import ModuleType
 from typing import Any, Callable
 
 TOPIC_PREFIX = "variables_"
-TOPIC_API = ("NAME", "SECTION", "variables")
+TOPIC_API = ("VARIABLES_KEY", "RESULTS_SECTION", "variables")
+TOPIC_MARKERS = ("VARIABLES_KEY", "RESULTS_SECTION")  # a module with one of these means to follow the interface
 
 
 @dataclass
@@ -56,10 +59,10 @@ def collect(out: dict[str, Any], name: str, make: Callable[[], Any], missing: li
 
 
 def topic_modules() -> list[ModuleType]:
-    """Every ``reporting/manuscript/variables_<topic>.py`` defining ``NAME``, ``SECTION`` and ``variables``, in name
-    order. A module defining none of them is left to an explicit entry in ``variables.variables_report``; one that
-    defines only some raises TypeError naming what it lacks (a misspelt module would otherwise vanish from the
-    article)."""
+    """Every ``reporting/manuscript/variables_<topic>.py`` defining ``VARIABLES_KEY``, ``RESULTS_SECTION`` and
+    ``variables``, in name order. A module defining neither constant is left to an explicit entry in
+    ``variables.variables_report``; one that defines a constant but not all three names raises TypeError naming what
+    it lacks (a misspelt module would otherwise vanish from the article)."""
     package = __name__.rpartition(".")[0]
     found = []
     for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
@@ -67,7 +70,7 @@ def topic_modules() -> list[ModuleType]:
             continue
         module = importlib.import_module(f"{package}.{info.name}")
         lacking = [a for a in TOPIC_API if not hasattr(module, a)]
-        if len(lacking) == len(TOPIC_API):
+        if not any(hasattr(module, m) for m in TOPIC_MARKERS):
             continue
         if lacking:
             raise TypeError(f"{module.__name__}: a manuscript variables module must define {', '.join(TOPIC_API)}; "

@@ -212,8 +212,8 @@ def build_variables(out_dir: str | Path) -> dict[str, Any]:
     """Nested, formatted strings for ``_variables.yml`` from ``<out>/results.json`` and ``<out>/run_manifest.json``.
 
     Top-level keys: run (manifest), methods (params prose), cohort (cleaning), matching, survival, response,
-    safety, and one per topic module ``variables_<topic>.py`` (``values.topic_modules``: its ``NAME``, built from
-    its results ``SECTION``). A section whose results are absent is left out, and so is any variable whose results key is missing;
+    safety, and one per topic module ``variables_<topic>.py`` (``values.topic_modules``: its ``VARIABLES_KEY``,
+    built from its ``RESULTS_SECTION`` of results.json). A section whose results are absent is left out, and so is any variable whose results key is missing;
     ``variables_report`` says which (``check_references`` then reports the unresolved ``{{< var >}}``)."""
     return variables_report(out_dir)[0]
 
@@ -241,8 +241,8 @@ def variables_report(out_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
         "safety": ("safety", lambda r: _safety_variables(r, missing, _alpha(params))),
     }
     for topic in topic_modules():  # reporting/manuscript/variables_<topic>.py (values.topic_modules)
-        if topic.NAME not in builders:
-            builders[topic.NAME] = (topic.SECTION, lambda r, t=topic: t.variables(r, params, missing))
+        if topic.VARIABLES_KEY not in builders:
+            builders[topic.VARIABLES_KEY] = (topic.RESULTS_SECTION, lambda r, t=topic: t.variables(r, params, missing))
     for name, (section, build) in builders.items():
         if section not in results:
             missing.append(f"{name}: results.json has no '{section}' section")
