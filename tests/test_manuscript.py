@@ -17,7 +17,7 @@ from analysis_utils.reporting import manuscript as ms
 from analysis_utils.reporting.manuscript import checks, quarto, variables
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("index.qmd", "_supplement.qmd", "_strobe.qmd", "references.bib", "american-medical-association.csl")
+SOURCES = ("index.qmd", "_supplement.qmd", "_strobe.qmd", "_simulation.qmd", "references.bib", "american-medical-association.csl")
 
 
 # --------------------------------------------------------------------------------------------------- formatting
@@ -302,7 +302,7 @@ Among 12 patients.
 
 # --------------------------------------------------------------------------------------------------- the real sources
 def test_manuscript_sources_hold_no_hand_typed_number():
-    for name in ("index.qmd", "_supplement.qmd", "_strobe.qmd"):
+    for name in ("index.qmd", "_supplement.qmd", "_strobe.qmd", "_simulation.qmd"):
         text = (ROOT / "manuscript" / name).read_text(encoding="utf-8")
         assert ms.hand_typed_numbers(text, checklist=name in ms.CHECKLIST_FILES) == [], name
 
@@ -316,7 +316,7 @@ def test_every_citation_is_in_the_bibliography_with_a_doi_or_url():
     for doi in re.findall(r"doi\s*=\s*\{([^}]*)\}", bib):
         assert doi.startswith("10.") and " " not in doi, doi
     cited = set()
-    for name in ("index.qmd", "_supplement.qmd", "_strobe.qmd"):
+    for name in ("index.qmd", "_supplement.qmd", "_strobe.qmd", "_simulation.qmd"):
         body = checks._strip_code(ms.SHORTCODE_RE.sub(" ", (ROOT / "manuscript" / name).read_text(encoding="utf-8")))
         cited |= {m.group(1).rstrip(".:") for m in ms.AT_RE.finditer(body)
                   if m.group(1).split("-")[0] not in ms.BUILTIN_XREF + ("etbl", "efig")}

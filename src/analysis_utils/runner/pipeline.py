@@ -2,7 +2,8 @@
 run manifest.
 
 ``python -m analysis_utils run --params params/default.yaml`` runs one params file into
-``<output_root>/<run_name>/``; several params files run in parallel worker processes (``--workers``). A params
+``<output_root>/<run_name>/``; several params files run in parallel on dask.distributed (a LocalCluster of
+``--workers`` processes, or an existing cluster with ``--scheduler ADDRESS``). A params
 file may name a ``base:`` params file whose values it overrides (deep merge), which keeps sensitivity files short.
 
 Outputs are deterministic: papermill's timestamps are removed from the executed notebooks and the manifest holds no
@@ -19,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -235,11 +235,14 @@ def _run_one(args: tuple[str, bool]) -> RunResult:
         return RunResult(path, Path(path).stem, False, "", f"{type(exc).__name__}: {exc}", 0.0)
 
 
-def run_many(params_files: list[str | Path], workers: int = 1, progress_bar: bool = False) -> list[RunResult]:
-    """Run several params files, each into its own output folder, in up to ``workers`` processes.
+def run_many(params_files: list[str | Path], workers: int = 1, progress_bar: bool = False,
+             scheduler: str | None = None) -> list[RunResult]:
+    """Run several params files, each into its own output folder, as tasks on dask.distributed: a LocalCluster of
+    ``workers`` worker processes by default, or the existing cluster whose scheduler is at ``scheduler`` (its
+    workers must see this project folder). One params file without a scheduler runs in this process.
 
     Synthetic inputs are generated first, once per distinct input folder and sequentially, so parallel runs never
-    write the same files."""
+    write the same files. Results come back in the order of ``params_files``."""
     root = project_root()
     all_params = [load_params(p) for p in params_files]
     names = [str(p["run_name"]) for p in all_params]
@@ -253,10 +256,32 @@ def run_many(params_files: list[str | Path], workers: int = 1, progress_bar: boo
             generate_input(p, root)
             generated.add(target)
     jobs = [(str(p), progress_bar) for p in params_files]
-    if workers <= 1 or len(jobs) == 1:
+    if len(jobs) == 1 and not scheduler:
         return [_run_one(j) for j in jobs]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_run_one, jobs))
+    return _run_on_dask(jobs, workers, scheduler)
+
+
+def _run_on_dask(jobs: list[tuple[str, bool]], workers: int, scheduler: str | None) -> list[RunResult]:
+    """``_run_one`` for every job on a dask cluster (LocalCluster of single-threaded worker processes, or the
+    scheduler at ``scheduler``); a job whose worker died comes back as a failed RunResult."""
+    from dask.distributed import Client, LocalCluster
+
+    cluster = None if scheduler else LocalCluster(n_workers=max(1, int(workers)), threads_per_worker=1,
+                                                   processes=True, dashboard_address=":0")
+    client = Client(scheduler or cluster)
+    try:
+        futures = client.map(_run_one, jobs, pure=False)
+        out = []
+        for (path, _), fut in zip(jobs, futures):
+            try:
+                out.append(fut.result())
+            except Exception as exc:  # noqa: BLE001 - a lost worker fails its run, not the batch
+                out.append(RunResult(path, Path(path).stem, False, "", f"{type(exc).__name__}: {exc}", 0.0))
+        return out
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def summarise(results: list[RunResult]) -> str:
@@ -267,9 +292,9 @@ def summarise(results: list[RunResult]) -> str:
     return "\n".join(lines)
 
 
-def main_run(params_files: list[str], workers: int, progress_bar: bool) -> int:
+def main_run(params_files: list[str], workers: int, progress_bar: bool, scheduler: str | None = None) -> int:
     try:
-        results = run_many(params_files, workers=workers, progress_bar=progress_bar)
+        results = run_many(params_files, workers=workers, progress_bar=progress_bar, scheduler=scheduler)
     except ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ import yaml
 from analysis_utils.reporting import tables
 from analysis_utils.reporting.manuscript.layout import GENERATED_DIR, QUARTO_CONFIG, VARIABLES_FILE
 from analysis_utils.reporting.manuscript.variables import variables_report
+from analysis_utils.reporting.manuscript.variables_simulation import write_section
 
 ENVIRONMENT_FILES = ("requirements-lock.txt", "environment.yml")  # manuscript.environment in _quarto.yml
 REDACTED_PARAMS = ("pseudonym_key",)  # never published: with it, study IDs could be recomputed from MRNs
@@ -134,6 +135,7 @@ def prepare(out_dir: str | Path, root: str | Path | None = None) -> Prepared:
         _copy(f, gen / "tables" / f.name)
         copied["tables"].append(f.name)
     copied["tables"] += _write_run_files(manifest, gen / "run")
+    copied["tables"] += write_section(out, gen)  # supplement: the simulation (or that none was run)
     for name in ENVIRONMENT_FILES:
         src = next((f for f in (root / name, project_root() / name) if f.is_file()), None)
         if src is not None:

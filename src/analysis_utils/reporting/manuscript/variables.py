@@ -14,6 +14,7 @@ from typing import Any, Callable
 from analysis_utils.reporting import tables
 from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
 from analysis_utils.reporting.manuscript.values import Reader, collect, topic_modules
+from analysis_utils.reporting.manuscript.variables_simulation import simulation_variables
 from analysis_utils.reporting.manuscript.text import (ci_text, covariate_text, date_text, days_text, est_ci_text,
                                                       fmt_count_pct, fmt_int, fmt_pct, human_list, is_missing,
                                                       level_text, median_text, months_list_text, p_text)
@@ -250,6 +251,7 @@ def variables_report(out_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
         block = build(_Reader(section, results[section]))
         if block:
             variables[name] = block
+    variables["simulation"] = simulation_variables(out)  # the supplement's simulation section
     return variables, missing
 
 

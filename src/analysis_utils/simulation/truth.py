@@ -1,0 +1,163 @@
+"""Estimands and their true values, from the potential outcomes of a very large simulated cohort (ADEMP: E).
+
+An estimand is named ``<endpoint>.<quantity>.<population>``:
+- endpoint: ``os``; ``pfs`` (latent progression-free survival: the earlier of progression and death, not the
+  scan-detected PFS, so assessment-time bias counts as bias);
+- quantity: ``log_hr`` (log hazard ratio, HAIC-TKIs-P versus TKIs-P), ``surv_diff_<t>m`` (difference of survival
+  probabilities at t months), ``rmst_diff_<tau>m`` (difference of restricted mean survival times up to tau);
+- population: ``ate`` (every eligible patient), ``att`` (the patients who received HAIC), ``ato`` (the overlap
+  population, weights e(1 - e) with e the true propensity of HAIC), ``conditional`` (the generator's conditional
+  log-HR given every covariate of its outcome model; defined for OS only, where the model is proportional hazards).
+
+Each eligible person of the large cohort has two potential outcomes: T(1) under HAIC from time zero and T(0)
+under TKIs-P alone (the generator draws both from the same latent uniform). Then, with population weights w,
+S_a(t) = sum w 1{T(a) > t} / sum w, RMST_a = sum w min(T(a), tau) / sum w, and the marginal HR is the weighted Cox
+(Breslow) estimate on the stacked potential outcomes (T(1), a = 1) and (T(0), a = 0), each censored at the
+person's own censoring time: the hazard ratio a randomised trial of this population with this follow-up would
+estimate (a marginal HR depends on follow-up when hazards are not proportional; Austin 2013,
+doi:10.1002/sim.5705). The Cox fit here is a small Newton solver for one binary covariate, written apart from
+``stats.cox`` so that the truth does not share code with the estimators it scores.
+Method: docs/methods/simulation.md.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis_utils.simulation.scenario import Scenario
+from analysis_utils.simulation.sources import DAYS_PER_MONTH, generator_stages
+from analysis_utils.study.treatment import ARM_HAIC
+
+POPULATIONS = ("ate", "att", "ato", "conditional")
+#: spawn key of the truth cohort's seed (replicates use keys 0, 1, 2, ...): never one of the replicates.
+TRUTH_SPAWN_KEY = 2**31 - 1
+
+
+def surv_key(t: float) -> str:
+    return f"surv_diff_{t:g}m".replace(".", "p")
+
+
+def rmst_key(tau: float) -> str:
+    return f"rmst_diff_{tau:g}m".replace(".", "p")
+
+
+def null_value(quantity: str) -> float:
+    """The value of ``quantity`` under no treatment effect (0 for the log HR and for differences)."""
+    return 0.0
+
+
+def cox_binary(time: np.ndarray, event: np.ndarray, a: np.ndarray, w: np.ndarray, tol: float = 1e-10) -> float:
+    """Weighted Cox log-HR of a binary covariate (Breslow ties) by Newton-Raphson from 0."""
+    order = np.argsort(-time, kind="stable")             # decreasing time: cumulative sums give risk sets
+    t, e, x, ww = time[order], event[order].astype(bool), a[order].astype(float), w[order]
+    last = np.r_[t[1:] != t[:-1], True]                 # last row (in this order) of each tied time block
+    block_end = np.flatnonzero(last)
+    beta = 0.0
+    for _ in range(50):
+        r = ww * np.exp(beta * x)
+        s0 = np.cumsum(r)[block_end]
+        s1 = np.cumsum(r * x)[block_end]
+        dw = np.add.reduceat(ww * e, np.r_[0, block_end[:-1] + 1])
+        dx = np.add.reduceat(ww * e * x, np.r_[0, block_end[:-1] + 1])
+        mean = s1 / s0
+        score = float(np.sum(dx - dw * mean))
+        info = float(np.sum(dw * mean * (1 - mean)))
+        step = score / info
+        beta += step
+        if abs(step) < tol:
+            return beta
+    raise RuntimeError("truth: the Cox fit on the potential outcomes did not converge")
+
+
+def po_truths(po: dict[str, tuple[np.ndarray, np.ndarray]], censor: np.ndarray, treated: np.ndarray,
+              ps: np.ndarray, timepoints: list[float], tau: float,
+              conditional_log_hr: dict[str, float] | None = None) -> dict[str, float]:
+    """True values of every estimand from potential outcomes ``po[endpoint] = (T(1), T(0))`` (months)."""
+    weights = {"ate": np.ones(treated.size), "att": treated.astype(float), "ato": ps * (1 - ps)}
+    out: dict[str, float] = {}
+    for ep, (t1, t0) in po.items():
+        for pop, w in weights.items():
+            sw = w.sum()
+            for t in timepoints:
+                out[f"{ep}.{surv_key(t)}.{pop}"] = float((w * (t1 > t)).sum() / sw - (w * (t0 > t)).sum() / sw)
+            out[f"{ep}.{rmst_key(tau)}.{pop}"] = float((w * (np.minimum(t1, tau) - np.minimum(t0, tau))).sum() / sw)
+            keep = w > 0
+            time = np.r_[np.minimum(t1, censor)[keep], np.minimum(t0, censor)[keep]]
+            event = np.r_[(t1 <= censor)[keep], (t0 <= censor)[keep]]
+            arm = np.r_[np.ones(keep.sum()), np.zeros(keep.sum())]
+            out[f"{ep}.log_hr.{pop}"] = cox_binary(time, event, arm, np.r_[w[keep], w[keep]])
+    for ep, value in (conditional_log_hr or {}).items():
+        out[f"{ep}.log_hr.conditional"] = float(value)
+    return out
+
+
+def interim_truth(scenario: Scenario, timepoints: list[float], tau: float) -> dict[str, Any]:
+    """Truths from the generator's stages run on ``truth_n`` persons (interim, until the generator reports its own
+    potential-outcome truths): eligible persons as in ``sources.fast_frame``; treated = received HAIC; e = the
+    generator's propensity of being intended for HAIC (equal to the propensity of HAIC where no intended patient
+    dies before a HAIC date after time zero)."""
+    seed = truth_seed(scenario)
+    cfg = scenario.generator_config(seed, n_records=int(scenario.design["truth_n"]))
+    persons, _, model = generator_stages(cfg)
+    p = persons[persons["exclusion_criterion"] == "none"]
+    os1, os0 = p["os_if_haic_months"].to_numpy(float), p["os_if_tkis_p_months"].to_numpy(float)
+    po = {"os": (os1, os0),
+          "pfs": (np.minimum(os1, p["progression_if_haic_months"].to_numpy(float)),
+                  np.minimum(os0, p["progression_if_tkis_p_months"].to_numpy(float)))}
+    censor = p["censor_day"].to_numpy(float) / DAYS_PER_MONTH
+    treated = (p["realised_arm"] == ARM_HAIC).to_numpy()
+    c = model["config"]
+    values = po_truths(po, censor, treated, p["ps"].to_numpy(float), timepoints, tau,
+                       {"os": math.log(c["true_hr_os"])})
+    return {"values": values, "n_persons": int(len(p)), "n_treated": int(treated.sum()), "seed": seed,
+            "source": "interim: generator stages (population, treatment, outcomes, exclusions) on a large cohort"}
+
+
+def truth_seed(scenario: Scenario) -> int:
+    """Seed of the truth cohort: its own spawn key, never a replicate's."""
+    return int(np.random.SeedSequence(scenario.seed, spawn_key=(TRUTH_SPAWN_KEY,)).generate_state(1)[0])
+
+
+def reference_truth(scenario: Scenario, timepoints: list[float], tau: float) -> dict[str, Any]:
+    """Truths of the reference mechanism (``simulation/reference.py``) from ``truth_n`` persons."""
+    from analysis_utils.simulation import reference
+
+    seed = truth_seed(scenario)
+    d = reference.truth_inputs(scenario.params, seed, int(scenario.design["truth_n"]))
+    values = po_truths(d["po"], d["censor"], d["treated"], d["ps"], timepoints, tau, d["conditional"])
+    return {"values": values, "n_persons": d["n_persons"], "n_treated": d["n_treated"], "seed": seed,
+            "source": "reference mechanism (simulation/reference.py) on a large cohort"}
+
+
+def scenario_truth(scenario: Scenario, cache_dir: Path | None = None) -> dict[str, Any]:
+    """The scenario's truths (``{"values": {estimand: value}, ...}``), read from ``<cache_dir>/truth.json`` when
+    it was computed for the same scenario fingerprint, else computed (and written there)."""
+    path = cache_dir / "truth.json" if cache_dir is not None else None
+    fp = scenario.fingerprint()
+    if path is not None and path.is_file():
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached.get("fingerprint") == fp:
+            return cached
+    timepoints = [float(t) for t in scenario.design["timepoints_months"]]
+    tau = float(scenario.design["rmst_tau_months"])
+    if scenario.design["source"] == "reference":
+        truth = reference_truth(scenario, timepoints, tau)
+    else:
+        truth = interim_truth(scenario, timepoints, tau)
+    truth = {"scenario": scenario.name, "fingerprint": fp, **truth}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return truth
+
+
+def truth_table(truth: dict[str, Any]) -> pd.DataFrame:
+    """The truths as a frame: estimand, endpoint, quantity, population, value."""
+    rows = [dict(zip(("endpoint", "quantity", "population"), k.split(".")), estimand=k, value=v)
+            for k, v in sorted(truth["values"].items())]
+    return pd.DataFrame(rows, columns=["estimand", "endpoint", "quantity", "population", "value"])
