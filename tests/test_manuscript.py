@@ -3,6 +3,7 @@ checker (every shortcode, include, embed, image, cross-reference and citation re
 render step without Quarto, and, on real pipeline runs, that the article resolves and its numbers follow the run."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -164,9 +165,10 @@ def test_prepare_writes_variables_and_refreshes_generated_files(tmp_path):
     root = tmp_path / "project"
     (root / ms.GENERATED_DIR / "tables").mkdir(parents=True)
     (root / ms.GENERATED_DIR / "tables" / "stale.md").write_text("from an earlier run")
-    (root / "_quarto.yml").write_text("project: {type: manuscript}\n")
+    (root / ms.QUARTO_CONFIG).write_text("project: {type: manuscript}\n")
+    (root / "requirements-lock.txt").write_text("pandas==2.3.3\n")
     prepared = ms.prepare(run, root)
-    variables = yaml.safe_load((root / "_variables.yml").read_text(encoding="utf-8"))
+    variables = yaml.safe_load((root / ms.VARIABLES_FILE).read_text(encoding="utf-8"))
     assert variables["cohort"]["n_screened"] == "1,050" and variables["run"]["seed"] == "7"
     # exclusion wording from the flow table's labels (acronym-led labels keep their capitals)
     assert variables["cohort"]["criteria"] == "Child-Pugh class C"
@@ -175,10 +177,21 @@ def test_prepare_writes_variables_and_refreshes_generated_files(tmp_path):
     assert (gen / "notebooks" / "01_cleaning.ipynb").is_file() and (gen / "figures" / "flow_diagram.svg").is_file()
     assert (gen / "tables" / "flow.md").is_file() and not (gen / "tables" / "flow.csv").exists()
     assert not (gen / "tables" / "stale.md").exists()
+    assert (gen / "environment" / "requirements-lock.txt").read_text() == "pandas==2.3.3\n"
+    # the header names the run folder relative to the project root when it lies below it, never this machine's path
+    header = (root / ms.VARIABLES_FILE).read_text(encoding="utf-8").splitlines()[0]
+    assert str(tmp_path) in header  # here the run lies outside the project tree
+    inside = root / "outputs" / "t"
+    shutil.copytree(run, inside)
+    ms.prepare(inside, root)
+    header = (root / ms.VARIABLES_FILE).read_text(encoding="utf-8").splitlines()[0]
+    assert "from outputs/t " in header and str(tmp_path) not in header
     assert prepared.figures == ["flow_diagram.png"] and prepared.notebooks == ["01_cleaning.ipynb"]
     params_md = (gen / "run" / "params.md").read_text(encoding="utf-8")
     assert params_md.startswith("```yaml") and "pseudonym_key: <redacted>" in params_md
-    assert "| C01/patients.csv | `" + "ab" * 32 + "` |" in (gen / "run" / "inputs.md").read_text(encoding="utf-8")
+    # one digest per centre: sha256 of the lines "<sha256>  <path>\n" in path order (what sha256sum prints)
+    digest = hashlib.sha256(("ab" * 32 + "  C01/patients.csv\n").encode()).hexdigest()
+    assert f"| C01 | 1 | `{digest}` |" in (gen / "run" / "inputs.md").read_text(encoding="utf-8")
     with pytest.raises(FileNotFoundError, match="not a Quarto project root"):
         ms.prepare(run, tmp_path / "elsewhere")
 
@@ -186,13 +199,13 @@ def test_prepare_writes_variables_and_refreshes_generated_files(tmp_path):
 # --------------------------------------------------------------------------------------------------- checking
 def _mini_project(root: Path, body: str, variables: dict, bib: str = "@article{known2020, title={T}}\n") -> Path:
     (root / "manuscript" / "_generated" / "tables").mkdir(parents=True)
-    (root / "_quarto.yml").write_text(yaml.safe_dump({
-        "project": {"type": "manuscript"}, "manuscript": {"article": "manuscript/index.qmd"},
-        "bibliography": "manuscript/refs.bib",
+    (root / ms.QUARTO_CONFIG).write_text(yaml.safe_dump({
+        "project": {"type": "manuscript"}, "manuscript": {"article": "index.qmd"},
+        "bibliography": "refs.bib",
         "crossref": {"custom": [{"kind": "float", "ref-type": "etbl", "prefix": "eTable", "name": "eTable"}]}}))
     (root / "manuscript" / "refs.bib").write_text(bib)
     (root / "manuscript" / "index.qmd").write_text(body)
-    (root / "_variables.yml").write_text(yaml.safe_dump(variables))
+    (root / ms.VARIABLES_FILE).write_text(yaml.safe_dump(variables))
     return root
 
 
@@ -248,7 +261,7 @@ Median survival was 14.2 months.
     (root / "manuscript" / "_generated" / "tables" / "one.md").write_text("| a |\n|---|\n| 1 |\n")
     (root / "manuscript" / "_generated" / "nb.ipynb").write_text(json.dumps(nb))
     problems = "\n".join(ms.check_references(root))
-    for expected in ("var a.missing is not in _variables.yml", "var a.raw = 0.623456 is not formatted for reading",
+    for expected in (f"var a.missing is not in {ms.VARIABLES_FILE}", "var a.raw = 0.623456 is not formatted for reading",
                      "var a is a dict, not a value", "include _generated/tables/none.md does not exist",
                      "image _generated/figures/none.png does not exist", "cross-reference @fig-nowhere has no matching",
                      "citation @unknown2021 is not in the bibliography", "unknown shortcode 'bogus'",
@@ -261,7 +274,7 @@ Median survival was 14.2 months.
 
 def test_check_references_needs_the_variables_file(tmp_path):
     root = _mini_project(tmp_path, CLEAN, {})
-    (root / "_variables.yml").unlink()
+    (root / ms.VARIABLES_FILE).unlink()
     (root / "manuscript" / "_generated" / "tables" / "one.md").write_text("| a |\n")
     assert any("_variables.yml does not exist" in p for p in ms.check_references(root))
 
@@ -317,18 +330,26 @@ def test_every_citation_is_in_the_bibliography_with_a_doi_or_url():
 
 
 def test_quarto_project_config():
-    cfg = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
+    proj = ROOT / ms.QUARTO_PROJECT
+    cfg = yaml.safe_load((ROOT / ms.QUARTO_CONFIG).read_text(encoding="utf-8"))
     assert cfg["project"]["type"] == "manuscript" and cfg["manuscript"]["meca-bundle"] is True
-    assert (ROOT / cfg["manuscript"]["article"]).is_file()
-    assert set(cfg["format"]) == {"html", "docx", "typst"}
-    assert (ROOT / cfg["bibliography"]).is_file()
-    csl = (ROOT / cfg["csl"]).read_text(encoding="utf-8")
+    assert (proj / cfg["manuscript"]["article"]).is_file() and cfg["manuscript"]["article"] == "index.qmd"
+    # jats makes Quarto write the MECA bundle; typst gives the PDF without LaTeX
+    assert set(cfg["format"]) == {"html", "docx", "typst", "jats"}
+    assert (proj / cfg["bibliography"]).is_file()
+    csl = (proj / cfg["csl"]).read_text(encoding="utf-8")
     assert "<rights license=" in csl and 'citation-format="numeric"' in csl  # licence header kept
+    # crossref.custom in the schema of Quarto >= 1.4 (kind, key, reference-prefix; no ref-type / prefix / name)
+    for custom in cfg["crossref"]["custom"]:
+        assert {"kind", "key", "reference-prefix"} <= set(custom) and not {"ref-type", "prefix", "name"} & set(custom)
     nbs = [Path(n["notebook"]) for n in cfg["manuscript"]["notebooks"]]
-    assert all(p.parent.as_posix() == f"{ms.GENERATED_DIR}/notebooks" for p in nbs)  # the executed copies
+    # the executed copies, relative to the Quarto project folder
+    assert all((proj / p).parent == ROOT / ms.GENERATED_DIR / "notebooks" for p in nbs)
     assert [p.name for p in nbs] == [p.name for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
-    gitignore = (ROOT / ".gitignore").read_text(encoding="utf-8")
-    assert "manuscript/_generated/" in gitignore and "/_variables.yml" in gitignore
+    assert cfg["format"]["typst"]["number-sections"] is True  # Typst refuses @sec- references to unnumbered headings
+    gitignore = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    for ignored in (ms.GENERATED_DIR, ms.VARIABLES_FILE, ms.QUARTO_OUTPUT_DIR):
+        assert any(line.strip("/") == ignored for line in gitignore), ignored
 
 
 # --------------------------------------------------------------------------------------------------- render
@@ -336,22 +357,29 @@ def test_render_without_quarto_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(quarto.shutil, "which", lambda name: None)
     outcome = ms.render(tmp_path, tmp_path / "out")
     assert not outcome.rendered
-    assert "Quarto is not on the PATH" in outcome.message and "quarto render" in outcome.message
-    assert str(tmp_path / "_variables.yml") in outcome.message
+    assert "Quarto is not on the PATH" in outcome.message and "quarto render manuscript" in outcome.message
+    assert str(tmp_path / ms.VARIABLES_FILE) in outcome.message
 
 
 def test_render_copies_the_quarto_output_into_the_run(tmp_path, monkeypatch):
     """The copy step around ``quarto render`` (the CLI itself is replaced by a stub writing _manuscript/)."""
-    def fake_quarto(exe, root):
-        (root / "_manuscript").mkdir()
-        (root / "_manuscript" / "index.html").write_text("<html/>")
+    def fake_quarto(exe, project, env=None, files=quarto.DELIVERABLES):
+        (project / "_manuscript").mkdir(parents=True)
+        for name in files:
+            (project / "_manuscript" / name).write_text("x")
         return subprocess.CompletedProcess([exe, "render"], 0, "", "")
 
     monkeypatch.setattr(quarto.shutil, "which", lambda name: "/opt/quarto/bin/quarto")
     monkeypatch.setattr(quarto, "_run_quarto", fake_quarto)
+    (tmp_path / ms.QUARTO_OUTPUT_DIR).mkdir(parents=True)
+    (tmp_path / ms.QUARTO_OUTPUT_DIR / "stale.html").write_text("from an earlier render")
     outcome = ms.render(tmp_path, tmp_path / "out")
-    assert outcome.rendered and (tmp_path / "out" / "manuscript" / "index.html").is_file()
-    monkeypatch.setattr(quarto, "_run_quarto", lambda exe, root: subprocess.CompletedProcess([exe], 1, "", "ERROR: x"))
+    assert outcome.rendered
+    assert sorted(p.name for p in (tmp_path / "out" / "manuscript").iterdir()) == sorted(quarto.DELIVERABLES)
+    monkeypatch.setattr(quarto, "_run_quarto", lambda exe, project, env: fake_quarto(exe, project, env, ("index.html",)))
+    partial = ms.render(tmp_path, tmp_path / "out")
+    assert not partial.rendered and "lacks index.docx, index.pdf, index-meca.zip" in partial.message
+    monkeypatch.setattr(quarto, "_run_quarto", lambda exe, project, env: subprocess.CompletedProcess([exe], 1, "", "ERROR: x"))
     failed = ms.render(tmp_path, tmp_path / "out")
     assert not failed.rendered and "exit code 1" in failed.message and "ERROR: x" in failed.message
 
@@ -368,11 +396,12 @@ def test_manuscript_command_needs_a_finished_run(tmp_path, capsys):
 
 # --------------------------------------------------------------------------------------------------- real runs
 def project_copy(dest: Path) -> Path:
-    """The manuscript project's hand-written files in a temporary tree, so tests never write into manuscript/."""
+    """The manuscript project's hand-written files (every file of manuscript/ except what prepare and Quarto write)
+    in a temporary tree, so tests never write into manuscript/."""
     (dest / "manuscript").mkdir(parents=True)
-    shutil.copy(ROOT / "_quarto.yml", dest / "_quarto.yml")
-    for name in SOURCES:
-        shutil.copy(ROOT / "manuscript" / name, dest / "manuscript" / name)
+    for f in sorted((ROOT / "manuscript").iterdir()):
+        if f.is_file() and f.name != Path(ms.VARIABLES_FILE).name:
+            shutil.copy(f, dest / "manuscript" / f.name)
     return dest
 
 
@@ -398,7 +427,7 @@ def test_manuscript_resolves_against_a_pipeline_run(small_run, tmp_path):
     assert prepared.missing == [], prepared.missing
     assert ms.check_references(root) == []
     assert len(prepared.notebooks) == len(list((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
-    variables = yaml.safe_load((root / "_variables.yml").read_text(encoding="utf-8"))
+    variables = yaml.safe_load((root / ms.VARIABLES_FILE).read_text(encoding="utf-8"))
     results = json.loads((small_run / "results.json").read_text(encoding="utf-8"))
     assert variables["cohort"]["n_analysed"] == ms.fmt_int(results["cleaning"]["n_analysed"])
     hr = results["survival"]
@@ -409,7 +438,7 @@ def test_manuscript_resolves_against_a_pipeline_run(small_run, tmp_path):
 
 
 def _used_values(root: Path) -> dict[str, str]:
-    variables = yaml.safe_load((root / "_variables.yml").read_text(encoding="utf-8"))
+    variables = yaml.safe_load((root / ms.VARIABLES_FILE).read_text(encoding="utf-8"))
     keys = set()
     for name in ("index.qmd", "_supplement.qmd"):
         text = (root / "manuscript" / name).read_text(encoding="utf-8")
@@ -441,3 +470,123 @@ def test_another_run_changes_the_numbers_and_nothing_typed_by_hand(small_run, se
     fixed = len(re.findall(r"\d", ms.SHORTCODE_RE.sub(lambda m: "" if m.group(1) == "var" else m.group(0), source)))
     for text, values in zip(texts, (a, b)):
         assert len(re.findall(r"\d", text)) == fixed + sum(len(re.findall(r"\d", values[k])) for k in uses)
+
+
+# --------------------------------------------------------------------------------------------------- registry
+def test_topic_modules_are_found_and_their_variables_built(tmp_path, monkeypatch):
+    """A variables_<topic>.py module (VARIABLES_KEY, RESULTS_SECTION, variables) adds its block under VARIABLES_KEY;
+    a missing results key is reported, not invented."""
+    import types
+
+    from analysis_utils.reporting.manuscript import values
+
+    def topic_variables(r, params, missing):
+        out = {}
+        values.collect(out, "hr", lambda: ms.est_ci_text(r("hr"), r("hr_lower"), r("hr_upper")), missing)
+        values.collect(out, "absent", lambda: r("nope"), missing)
+        return out
+
+    topic = types.SimpleNamespace(VARIABLES_KEY="target_trial", RESULTS_SECTION="tte", variables=topic_variables)
+    monkeypatch.setattr(variables, "topic_modules", lambda: [topic])
+    run = _write_run(tmp_path / "run", {"tte": {"hr": 0.71, "hr_lower": 0.6, "hr_upper": 0.84}})
+    v, missing = ms.variables_report(run)
+    assert v["target_trial"] == {"hr": "0.71 (95% CI 0.60–0.84)"}
+    assert "absent: results key tte.nope not found" in missing
+    assert values.topic_modules() == []  # none in the repository yet: the built-in topics are in variables.py
+
+
+def test_a_topic_module_missing_part_of_the_interface_is_an_error(monkeypatch):
+    import types
+
+    from analysis_utils.reporting.manuscript import values
+
+    fake = types.SimpleNamespace(VARIABLES_KEY="x", variables=lambda r, p, m: {})
+    monkeypatch.setattr(values.pkgutil, "iter_modules", lambda path: [types.SimpleNamespace(name="variables_x")])
+    monkeypatch.setattr(values.importlib, "import_module", lambda name: types.SimpleNamespace(__name__=name, **vars(fake)))
+    with pytest.raises(TypeError, match="lacks RESULTS_SECTION"):
+        values.topic_modules()
+    monkeypatch.setattr(values.importlib, "import_module",
+                        lambda name: types.SimpleNamespace(__name__=name, SECTION="s", variables=lambda: {}))
+    assert values.topic_modules() == []  # no marker constant: registered by hand in variables_report, if at all
+
+
+def test_includes_are_followed_by_the_checker_and_resolve_text(tmp_path):
+    body = CLEAN + "\n{{< include _topic.qmd >}}\n"
+    root = _mini_project(tmp_path, body, {"a": {"n": "1,050"}, "t": {"hr": "0.71"}})
+    (root / "manuscript" / "_generated" / "tables" / "one.md").write_text("| a |\n|---|\n| 1 |\n")
+    (root / "manuscript" / "_topic.qmd").write_text("The HR was {{< var t.hr >}} (@tbl-one); and 12 typed.\n")
+    problems = ms.check_references(root)
+    assert len(problems) == 1 and "manuscript/_topic.qmd:1: number typed by hand" in problems[0]
+    text = ms.resolve_text(root, includes=True)
+    assert "The HR was 0.71 (@tbl-one)" in text and "{{< include _topic.qmd >}}" not in text
+    assert "{{< include _topic.qmd >}}" in ms.resolve_text(root)
+
+
+def test_labelled_notebook_cells_must_have_one_output(tmp_path):
+    def cell(label, n):
+        return {"cell_type": "code", "id": label, "metadata": {}, "execution_count": 1,
+                "source": [f"#| label: {label}\n", "x\n"],
+                "outputs": [{"output_type": "stream", "name": "stdout", "text": "x"}] * n}
+    nb = {"cells": [cell("fig-a", 1), cell("tbl-b", 2), cell("fig-c", 0), cell("other-d", 3)], "metadata": {},
+          "nbformat": 4, "nbformat_minor": 5}
+    root = _mini_project(tmp_path, CLEAN, {"a": {"n": "1,050"}})
+    (root / "manuscript" / "_generated" / "tables" / "one.md").write_text("| a |\n|---|\n| 1 |\n")
+    (root / "manuscript" / "_generated" / "notebooks").mkdir()
+    (root / "manuscript" / "_generated" / "notebooks" / "01_x.ipynb").write_text(json.dumps(nb))
+    cfg = yaml.safe_load((root / ms.QUARTO_CONFIG).read_text())
+    cfg["manuscript"]["notebooks"] = [{"notebook": "_generated/notebooks/01_x.ipynb", "title": "X"}]
+    (root / ms.QUARTO_CONFIG).write_text(yaml.safe_dump(cfg))
+    problems = ms.check_references(root)
+    assert len(problems) == 2 and all("a fig-/tbl- labelled cell must produce exactly one" in p for p in problems)
+    assert "cell tbl-b has 2 outputs" in problems[0] and "cell fig-c has 0 outputs" in problems[1]
+
+
+def test_quarto_warnings_that_leave_the_article_incomplete_fail_the_render(tmp_path, monkeypatch):
+    def fake_quarto(exe, project, env=None):
+        (project / "_manuscript").mkdir(parents=True, exist_ok=True)
+        for name in quarto.DELIVERABLES:
+            (project / "_manuscript" / name).write_text("x")
+        err = ("\x1b[33mWARNING (main.lua:1) Unknown var survival.os.hr_x specified in a var shortcode.\x1b[39m\n"
+               "[WARNING] Could not fetch resource _generated/figures/x.png: replacing image with description\n")
+        return subprocess.CompletedProcess([exe, "render"], 0, "", err)
+
+    monkeypatch.setattr(quarto.shutil, "which", lambda name: "/opt/quarto/bin/quarto")
+    monkeypatch.setattr(quarto, "_run_quarto", fake_quarto)
+    outcome = ms.render(tmp_path, tmp_path / "out")
+    assert not outcome.rendered and "Unknown var survival.os.hr_x" in outcome.message
+    assert "Could not fetch resource" in outcome.message and not (tmp_path / "out" / "manuscript").exists()
+
+
+def test_polish_sets_table_type_and_fixed_zip_times(tmp_path):
+    import zipfile
+
+    from analysis_utils.reporting.manuscript import polish
+
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    cell = '<w:tc><w:p><w:r><w:t>{}</w:t></w:r></w:p></w:tc>'
+    data = (f'<w:tbl><w:tblGrid><w:gridCol w:w="1"/><w:gridCol w:w="1"/></w:tblGrid>'
+            f'<w:tr><w:trPr><w:tblHeader/></w:trPr>{cell.format("a")}{cell.format("b")}</w:tr></w:tbl>')
+    caption = ('<w:p><w:pPr><w:jc w:val="center"/></w:pPr><w:pPr><w:jc w:val="start"/><w:spacing w:before="200"/>'
+               '<w:pStyle w:val="ImageCaption"/></w:pPr><w:r><w:t>Table 1</w:t></w:r></w:p>')
+    layout = (f'<w:tbl><w:tblGrid><w:gridCol w:w="2"/></w:tblGrid><w:tr><w:tc>{caption}{data}'
+              f'<w:p><w:pPr><w:jc w:val="center"/></w:pPr><w:r><w:t>note</w:t></w:r></w:p></w:tc></w:tr></w:tbl>')
+    xml = f'<w:document {w}><w:body>{layout}<w:sectPr/></w:body></w:document>'.encode()
+    path = tmp_path / "x.docx"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("word/document.xml", xml)
+        z.writestr("other.xml", "<x/>")
+    polish.polish_docx(path)
+    with zipfile.ZipFile(path) as z:
+        out = z.read("word/document.xml").decode()
+        assert [i.date_time for i in z.infolist()] == [polish.FIXED_TIME] * 2
+        assert [i.filename for i in z.infolist()] == ["word/document.xml", "other.xml"]
+    assert out.count('<w:sz w:val="17"/>') == 2 + 1 and out.count("<w:cantSplit/>") == 1  # data table and note
+    assert "<w:trPr><w:cantSplit/><w:tblHeader/></w:trPr>" in out  # the header row repeats; schema order kept
+    # the caption: one w:pPr, the later alignment ('start' as 'left'), in schema order, kept with the table
+    assert '<w:pPr><w:pStyle w:val="ImageCaption"/><w:keepNext/><w:spacing w:before="200"/><w:jc w:val="left"/>' \
+           '</w:pPr>' in out
+    assert '<w:pgSz w:w="11906" w:h="16838"/>' in out  # A4
+    assert '<w:gridCol w:w="9026"/>' in out  # the float spans the text width of the A4 page
+    first = path.read_bytes()
+    polish.polish_docx(path)  # idempotent and byte-stable
+    assert path.read_bytes() == first

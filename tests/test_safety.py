@@ -185,11 +185,11 @@ def test_format_counts_prints_n_pct_and_p():
     from analysis_utils.reporting.safety import format_counts
 
     summary = format_counts(ae_summary_table(tiny_events(), make_cohort()), "category")
-    assert list(summary.columns) == ["category", "HAIC-TKIs-P (N = 4)", "TKIs-P (N = 3)", "P (nominal)"]
+    assert list(summary.columns) == ["Patients with", "HAIC-TKIs-P (N = 4)", "TKIs-P (N = 3)", "P (nominal)"]
     # any TEAE 3/4 = 75.0%, 1/3 = 33.3%; Fisher [[3, 1], [1, 2]]: tables with k = 1, 3, 4 of P <= 12/35 -> 17/35
     assert summary.loc[0].tolist() == ["Any TEAE", "3 (75.0%)", "1 (33.3%)", "0.486"]
-    assert summary.loc[1, "category"] == "Grade ≥3 TEAE"
+    assert summary.loc[1, "Patients with"] == "Grade ≥3 TEAE"
     by_term = format_counts(ae_by_term_table(tiny_events(), make_cohort()), "ctcae_term", ("any ", ">=3 "))
-    assert list(by_term.columns) == ["ctcae_term", "HAIC-TKIs-P (N = 4), grade any", "TKIs-P (N = 3), grade any",
-                                     "P (nominal), grade any", "HAIC-TKIs-P (N = 4), grade ≥3", "TKIs-P (N = 3), grade ≥3",
-                                     "P (nominal), grade ≥3"]
+    assert list(by_term.columns) == ["CTCAE term", "HAIC-TKIs-P (N = 4), grade any", "TKIs-P (N = 3), grade any",
+                                     "P (nominal, grade any)", "HAIC-TKIs-P (N = 4), grade ≥3", "TKIs-P (N = 3), grade ≥3",
+                                     "P (nominal, grade ≥3)"]

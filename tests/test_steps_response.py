@@ -2,11 +2,13 @@
 full, matched and weighted cohorts, its inputs and the plot data, against hand-computed values."""
 import math
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
+from analysis_utils.reporting import figures
 from analysis_utils.reporting import response as report
 from analysis_utils.stats import binomial
 from analysis_utils.steps import response as rsp
@@ -77,7 +79,8 @@ def test_analyse_response_full_cohort_keys_and_values():
     orr = a.table[(a.table.definition == "unconfirmed") & (a.table.criterion == "recist") & (a.table.row == "ORR")].iloc[0]
     assert (orr.n_haic, orr.pct_haic, orr.n_control) == (3, 50.0, 1)
     md = report.format_response_table(a, cfg)
-    assert md.iloc[0]["Definition"] == "unconfirmed (main)" and len(md) == 2 * 2 * 7
+    # one bold group row per criterion and definition, then its 7 rows
+    assert md.iloc[0]["Response"] == "**RECIST 1.1, unconfirmed responses (main)**" and len(md) == 2 * 2 * (1 + 7)
     # primary = confirmed swaps the suffixes
     r2 = rsp.analyse_response(cohort, rsp.ResponseConfig(primary_definition="confirmed")).results
     assert r2["orr_recist_haic"] == pytest.approx(3 / 6) and r2["orr_recist_unconfirmed_haic"] == pytest.approx(3 / 6)
@@ -158,10 +161,11 @@ def test_formatted_tables_follow_the_numbers():
     cfg = rsp.ResponseConfig()
     a = rsp.analyse_response(cohort, cfg)
     md = report.format_response_table(a, cfg)
-    orr = md[(md.Criterion == "RECIST 1.1") & (md.Response == "ORR (95% CI)")].iloc[0]
+    orr = md[md.Response.str.endswith("ORR (95% CI)")].iloc[0]  # the first: RECIST 1.1, primary definition
     lo, hi = binomial.clopper_pearson_ci(3, 6)
-    assert orr[f"{H} (n = 6)"] == f"3 (50.0%; {100 * lo:.1f}–{100 * hi:.1f})" and orr["P (nominal)"].endswith("(Fisher)")
-    assert md.iloc[0][f"{C} (n = 8)"] == "0 (0.0%)"  # CR in the control arm
+    assert orr[f"{H} (n = 6)"] == f"3 (50.0%; {100 * lo:.1f}–{100 * hi:.1f})" and orr["P (nominal)"].endswith("\u2020")
+    assert "\u2020 Fisher's exact test" in md.attrs["note"]  # the test named once, in the note under the table
+    assert md.iloc[1][f"{C} (n = 8)"] == "0 (0.0%)"  # CR in the control arm
     ag = report.format_agreement(a, cfg)
     assert len(ag) == 2 * (6 + 2) and ag.iloc[6]["RECIST 1.1 (row) × mRECIST (column)"].startswith("Cohen's kappa")
     fm = report.format_models(a.models, cfg.conf_level)
@@ -171,8 +175,20 @@ def test_formatted_tables_follow_the_numbers():
 def test_figures_draw_one_bar_per_patient_and_one_panel_per_arm():
     wf = rsp.waterfall_data(_cohort())
     fig = report.waterfall_plot(wf)
-    assert len(fig.axes) == 2 and len(fig.axes[0].patches) == 11
+    # panels: criterion (rows) x arm (columns); every patient with a value once, in the panel of its arm
+    assert len(fig.axes) == 4
+    for ax, (crit, arm) in zip(fig.axes, [(c, a) for c in ("recist", "mrecist") for a in figures.ARM_ORDER]):
+        assert len(ax.patches) == ((wf.criterion == crit) & (wf.arm == arm)).sum()
+        colours = {tuple(round(v, 3) for v in p.get_facecolor()[:3]) for p in ax.patches}
+        expected = {tuple(round(v, 3) for v in matplotlib.colors.to_rgb(report.RESPONSE_COLOURS[b]))
+                    for b in wf[(wf.criterion == crit) & (wf.arm == arm)].bor}
+        assert colours == expected  # coloured by best overall response
     plt.close(fig)
+    # PD from a new lesion: the first PD time point has new_lesion set
+    tp_pd = pd.DataFrame({"study_id": ["S00", "S00", "S01"], "days_from_index": [40, 80, 40],
+                          "overall_response": ["PD", "PD", "PD"], "new_lesion": [True, False, False]})
+    nl = rsp.new_lesion_progression({"recist": tp_pd})
+    assert dict(zip(nl.study_id, nl.pd_new_lesion)) == {"S00": True, "S01": False}
     tp = pd.DataFrame({"study_id": np.repeat(["S00", "S06"], 2), "visit": [0, 1, 0, 1], "days_from_index": [0, 40, 0, 40],
                        "pct_change_baseline": [0.0, -40.0, 0.0, 10.0]})
     fig = report.spider_plot(rsp.spider_data({"recist": tp, "mrecist": tp}, _cohort(), 5, 0))

@@ -6,6 +6,8 @@ Rules: docs/methods/survival.md.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -194,7 +196,8 @@ def test_km_and_rmst_summaries():
     # RMST to 6: HAIC 2 + 4*0.75 = 5, control 3.75 -> 1.25
     assert r.loc[0, "diff"] == pytest.approx(1.25) and np.isnan(r.loc[1, "diff"])
     fr = report.format_rmst_summary(r)
-    assert fr.loc[0, f"RMST {H}"] == "5.0" and fr.loc[1, "P (nominal)"] == "—"
+    assert fr.loc[0, f"RMST {H}, months"] == "5.0" and fr.loc[1, "P (nominal)"] == "—"
+    assert fr.attrs["note"].startswith("Restricted to the first 6 months (tau).")  # one tau: in the note
 
 
 def test_km_plot_number_at_risk_row_matches_number_at_risk():
@@ -202,15 +205,34 @@ def test_km_plot_number_at_risk_row_matches_number_at_risk():
     fig = report.km_plot(res, x_max=9, tick_step=3)
     risk_ax = fig.axes[1]
     # ticks 0, 3, 6, 9: HAIC times 2, 4, 6, 8 -> at risk 4, 3, 2, 0; control 1, 3, 5, 7 -> 4, 3, 1, 0
+    # cumulative events (in brackets): HAIC events at 2 and 6 -> 0, 1, 2, 2; control at 1, 3, 5 -> 0, 2, 3, 3
     colour = {t.get_text(): t.get_color() for t in risk_ax.texts}
     by_arm = {}
     for t in risk_ax.texts:
-        if t.get_text().isdigit():
-            by_arm.setdefault(t.get_color(), []).append(int(t.get_text()))
-    assert by_arm[figures.ARM_COLOURS[H]] == [4, 3, 2, 0] and by_arm[figures.ARM_COLOURS[C]] == [4, 3, 1, 0]
+        m = re.fullmatch(r"(\d+) \((\d+)\)", t.get_text())
+        if m:
+            by_arm.setdefault(t.get_color(), []).append((int(m.group(1)), int(m.group(2))))
+    assert by_arm[figures.ARM_COLOURS[H]] == [(4, 0), (3, 1), (2, 2), (0, 2)]
+    assert by_arm[figures.ARM_COLOURS[C]] == [(4, 0), (3, 2), (1, 3), (0, 3)]
+    assert any(t.get_text().startswith("Number at risk (cumulative events)") for t in risk_ax.texts)
     assert colour[H] == figures.ARM_COLOURS[H]
     box = fig.axes[0].texts[0].get_text()
     assert f"{H}: 6.0 (" in box and f"{C}: 4.0 (" in box and "Log-rank p" in box
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def test_km_axis_ends_where_about_a_tenth_remain_at_risk():
+    # 100 patients, one leaving per month (times 1..100): 10 % (10 patients) remain at risk at t = 91
+    data = pd.DataFrame({"t": np.arange(1.0, 101.0), "e": 1, "arm": [H, C] * 50})
+    res = sv.analyse_endpoint(data, "t", "e", SPEC)
+    x_max, step = report.km_axis_end(res)
+    assert step == 12 and x_max == 96  # 91 months rounded to the nearest 12-month tick
+    # 8 patients: 10 % is less than one patient, so the axis runs to the end of follow-up (8 months)
+    assert report.km_axis_end(sv.analyse_endpoint(_two_arms(), "t", "e", SPEC)) == (8.0, 1.0)
+    fig = report.km_plot(res)
+    assert fig.axes[0].get_xlim()[1] == pytest.approx(96 * 1.02)
+    assert not fig.axes[0].get_title()  # no title in the figure: the caption carries it
     import matplotlib.pyplot as plt
     plt.close(fig)
 
@@ -316,3 +338,22 @@ def test_notebook_steps_structure_and_hand_values():
     no_match = sv.survival_results(SPEC_NB, full_only, {ep: {"full": r["full"]} for ep, r in res.items()},
                                    sv.cox_models(full_only, res, SPEC_NB), landmarks)
     assert not any("matched" in k for k in no_match) and "os_evalue" not in no_match
+
+
+def test_overlap_weighted_cohort_is_an_outcome_sensitivity_analysis(tmp_path):
+    cohort = _two_arms().dropna().assign(study_id=[f"S{i}" for i in range(8)])
+    cohort.to_parquet(tmp_path / "cohort.parquet")
+    assert sv.overlap_cohort(tmp_path)[0] == {}  # no weights yet: skipped with a note
+    pd.DataFrame({"study_id": cohort.study_id, "w_iptw_ate": 1.0,
+                  "w_overlap": [0.4, 0.6, 0.5, 0.5, 0.3, 0.7, 0.5, 0.5]}).to_parquet(tmp_path / "weights.parquet")
+    extra, notes = sv.overlap_cohort(tmp_path)
+    assert not notes and extra["overlap"]["kw"] == {"weights_col": "w_overlap"}
+    cohorts = {"full": {"df": cohort, "kw": {}, "label": "Full cohort"}, **extra}
+    res = {ep: {c: sv.analyse_endpoint(v["df"], "t", "e", SPEC, **v["kw"]) for c, v in cohorts.items()}
+           for ep in ("os",)}
+    weighted = sv.cox_ph(cohort.merge(pd.read_parquet(tmp_path / "weights.parquet")), "t", "e", ["arm"],
+                         weights_col="w_overlap", reference=sv.ARM_REFERENCE)
+    assert res["os"]["overlap"]["hr"]["hr"] == pytest.approx(float(weighted["hr"].iloc[0]))
+    assert res["os"]["overlap"]["weighted"] and res["os"]["overlap"]["test"]["label"].startswith("Robust Wald")
+    flat = sv.flat_results(res["os"]["overlap"], "os", "overlap")
+    assert flat["os_hr_overlap"] == pytest.approx(float(weighted["hr"].iloc[0]))

@@ -147,3 +147,30 @@ def test_term_labels_and_balance_format():
                         "ecdf_max_un": [0.079]})
     f = matching.format_balance(bal)
     assert f.iloc[0].tolist() == ["Age, years", "52.480", "54.154", "-0.157", "0.88", "0.079"]
+
+
+def test_table_one_markdown_journal_layout_and_tests_in_a_note():
+    t1 = pd.DataFrame([
+        {"Characteristic": "n", "Level": "", "Missing": "", "Overall": "10", A: "4", B: "6", "SMD": "", "P": "",
+         "Test": ""},
+        {"Characteristic": "Age, years, mean (SD)", "Level": "", "Missing": "1", "Overall": "50.0 (2.0)",
+         A: "49.0 (1.0)", B: "51.0 (2.0)", "SMD": "0.100", "P": "0.200", "Test": "Welch’s T-test"},
+        {"Characteristic": "Aetiology, n (%)", "Level": "HBV", "Missing": "0", "Overall": "8 (80.0)",
+         A: "3 (75.0)", B: "5 (83.3)", "SMD": "0.300", "P": "0.400",
+         "Test": "Chi-squared (warning: expected count < 5)"},
+        {"Characteristic": "", "Level": "HCV", "Missing": "", "Overall": "2 (20.0)", A: "1 (25.0)", B: "1 (16.7)",
+         "SMD": "", "P": "", "Test": ""},
+        {"Characteristic": "Vp4 thrombus, n (%)", "Level": "Yes", "Missing": "0", "Overall": "3 (30.0)",
+         A: "2 (50.0)", B: "1 (16.7)", "SMD": "0.700", "P": "0.500", "Test": "Chi-squared"},
+        {"Characteristic": "", "Level": "No", "Missing": "", "Overall": "7 (70.0)", A: "2 (50.0)", B: "5 (83.3)",
+         "SMD": "", "P": "", "Test": ""}])
+    md = tables.table_one_markdown(t1)
+    assert list(md.columns) == ["Characteristic", "Overall (n = 10)", f"{A} (n = 4)", f"{B} (n = 6)", "SMD", "P",
+                                "Missing, n"]
+    assert md["Characteristic"].tolist() == ["Age, years, mean (SD)", "Aetiology, n (%)", tables.INDENT + "HBV",
+                                             tables.INDENT + "HCV", "Vp4 thrombus, n (%)"]  # Yes/No on one row
+    assert md.loc[4, f"{A} (n = 4)"] == "2 (50.0)" and md.loc[1, "SMD"] == "0.300" and md.loc[2, "SMD"] == ""
+    note = md.attrs["note"]
+    assert "Welch's t-test for age" in note and "chi-squared test for aetiology and Vp4 thrombus" in note
+    assert "expected cell count was below 5 for aetiology, so its chi-squared P value is approximate" in note
+    assert "warning" not in tables.to_markdown(md).split("\n\n")[0]  # no library warning inside the table

@@ -38,3 +38,80 @@ def flow_diagram(flow: pd.DataFrame) -> plt.Figure:
     ax.annotate("", xy=(3, 3.95 if query_line else 3.75), xytext=(3, 8.85), arrowprops=dict(arrowstyle="->", lw=0.8))
     ax.annotate("", xy=(5.1, 6.3), xytext=(3, 6.3), arrowprops=dict(arrowstyle="->", lw=0.8))
     return fig
+
+
+SHORT_CRITERIA = {  # the flow diagram's short names of the eligibility criteria (full wording: Methods, flow.csv)
+    "duplicate_record": "Duplicate record", "hcc_not_confirmed": "HCC not confirmed",
+    "excluded_histology": "Excluded histology", "bclc_not_b_or_c": "BCLC stage not B or C",
+    "prior_systemic_therapy": "Prior systemic therapy", "no_combination": "No TKI/anti-VEGF + PD-(L)1",
+    "haic_outside_window": "HAIC outside the window", "no_cycle_after_haic": "No combination after HAIC",
+    "no_measurable_intrahepatic": "No measurable liver lesion", "child_pugh_c": "Child-Pugh class C",
+    "ecog_above_2": "ECOG above 2", "severe_encephalopathy": "Severe encephalopathy",
+    "invalid_follow_up": "No valid follow-up",
+}
+
+
+def study_flow_diagram(by_arm: pd.DataFrame, matching: dict | None = None, n_centers: int | None = None
+                       ) -> plt.Figure:
+    """The manuscript's STROBE flow diagram, one column per arm: records screened (with HAIC recorded or not), the
+    records excluded under their first failing criterion (every criterion that excluded a record in either arm,
+    with this arm's count; short names from ``SHORT_CRITERIA``), the patients analysed, then, with ``matching``
+    (:func:`analysis_utils.reporting.matching.flow_matching_step`), the propensity-score matching step: pairs
+    formed, patients left unmatched per arm with the reason, patients matched. ``by_arm``:
+    :func:`analysis_utils.study.eligibility.flow_by_arm`. No title: the caption carries it."""
+    arms = [a for a in ARM_ORDER if a in set(by_arm["arm"])]
+    n = {(r.step, r.criterion if r.step == "excluded" else "", r.arm): int(r.n) for r in by_arm.itertuples()}
+    excl = by_arm[by_arm["step"] == "excluded"]
+    shown = [c for c, part in excl.groupby("criterion", sort=False) if part["n"].sum() > 0]
+    labels = dict(zip(excl["criterion"], excl["label"]))
+    xs = dict(zip(arms, (1.7, 6.5)))
+    box = dict(boxstyle="round,pad=0.4", fc="white", ec="0.3", lw=0.8)
+    side = dict(box, fc="0.96")
+    arrow = dict(arrowstyle="-|>", lw=0.8, color="0.25", mutation_scale=8, shrinkA=0, shrinkB=0)
+    excl_h = 0.125 * (len(shown) + 1) + 0.2
+    unmatched_h = 0.125 * (1 + max((len(v["unmatched"]) for v in (matching or {}).get("arms", {}).values()),
+                                  default=0)) + 0.2
+    # y of each row, top down (inches; the axes are in inches too)
+    y_top = 0.35
+    y_arm = y_top + 0.95
+    y_excl = y_arm + 0.45 + excl_h / 2
+    y_an = y_excl + excl_h / 2 + 0.55
+    y_ps = y_an + 0.85
+    y_un = y_ps + 0.45 + unmatched_h / 2
+    y_m = y_un + unmatched_h / 2 + 0.5
+    height = (y_m if matching else y_an) + 0.45
+    fig, ax = plt.subplots(figsize=(7.2, height))
+    fig.subplots_adjust(0, 0, 1, 1)
+    ax.set_axis_off()
+    ax.set_xlim(0, 10)
+    ax.set_ylim(height, 0)
+    total = sum(n[("screened", "", a)] for a in arms)
+    where = f" at {n_centers} centres" if n_centers else ""
+    ax.text(5, y_top, f"Records screened{where}\nn = {total:,}", ha="center", va="center", fontsize=8, bbox=box)
+    for arm, x in xs.items():
+        recorded = "HAIC recorded" if arm == ARM_ORDER[0] else "No HAIC recorded"
+        ax.annotate("", xy=(x, y_arm - 0.27), xytext=(5, y_top + 0.27), arrowprops=arrow)
+        ax.text(x, y_arm, f"{recorded}\nn = {n[('screened', '', arm)]:,}", ha="center", va="center", fontsize=8,
+                bbox=box)
+        ax.annotate("", xy=(x, y_an - 0.27), xytext=(x, y_arm + 0.27), arrowprops=arrow)
+        n_ex = sum(n[("excluded", c, arm)] for c in shown)
+        lines = [f"Excluded, n = {n_ex:,}"] + [f"  {SHORT_CRITERIA.get(c, labels[c])}: {n[('excluded', c, arm)]:,}"
+                                               for c in shown]
+        ax.annotate("", xy=(x + 0.45, y_excl), xytext=(x, y_excl), arrowprops=arrow)
+        ax.text(x + 0.5, y_excl, "\n".join(lines), ha="left", va="center", fontsize=6.5, linespacing=1.3,
+                bbox=side)
+        ax.text(x, y_an, f"{arm}\nn = {n[('analysed', '', arm)]:,}", ha="center", va="center", fontsize=8,
+                fontweight="bold", bbox=dict(box, ec=ARM_COLOURS[arm], lw=1.4))
+    if matching:
+        for arm, x in xs.items():
+            info = matching["arms"][arm]
+            ax.annotate("", xy=(x, y_m - 0.27), xytext=(x, y_an + 0.27), arrowprops=arrow, zorder=1)
+            reasons = [f"  {why}: {k:,}" for why, k in info["unmatched"].items()]
+            ax.annotate("", xy=(x + 0.45, y_un), xytext=(x, y_un), arrowprops=arrow)
+            ax.text(x + 0.5, y_un, "\n".join([f"Unmatched, n = {sum(info['unmatched'].values()):,}", *reasons]),
+                    ha="left", va="center", fontsize=6.5, linespacing=1.3, bbox=side)
+            ax.text(x, y_m, f"Matched {arm}\nn = {info['matched']:,}", ha="center", va="center", fontsize=8,
+                    fontweight="bold", bbox=dict(box, ec=ARM_COLOURS[arm], lw=1.4))
+        ax.text(5, y_ps, f"Propensity-score matching: {matching['method']}; {matching['n_pairs']:,} matched pairs",
+                ha="center", va="center", fontsize=7.5, bbox=dict(box, fc="white"), zorder=3)
+    return fig

@@ -9,6 +9,7 @@ items: docs/methods/reporting.md.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -16,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from analysis_utils.reporting.figures import ARM_COLOURS, ARM_ORDER
-from analysis_utils.reporting.tables import fmt_num, table_one, table_one_weighted, term_label
+from analysis_utils.reporting.tables import fmt_num, fmt_p, group_rows, table_one, table_one_weighted, term_label
 from analysis_utils.steps.matching import WEIGHTINGS, MatchingOutput
 
-__all__ = ["format_balance", "love_data", "love_plot", "ps_distribution", "table_ones", "matching_report"]
+__all__ = ["flow_matching_step", "format_balance", "format_ess", "format_ps_model", "love_data", "love_plot", "ps_distribution", "table_ones", "matching_report"]
 
 VAR_RATIO_BOUNDS = (0.5, 2.0)  # acceptable variance ratio for continuous covariates (Austin 2009)
 SMD_DENOMINATOR_TEXT = {"ATT": "SD of the treated group", "ATC": "SD of the control group",
@@ -40,22 +41,79 @@ def _vr_outside(table: pd.DataFrame, col: str) -> list[str]:
 
 
 def format_balance(table: pd.DataFrame, labels: dict[str, str] | None = None, digits: int = 3) -> pd.DataFrame:
-    """Manuscript view of a ``balance.balance_table`` (MatchIt ``summary.matchit`` columns): term, means, SMD,
-    variance ratio (continuous only) and max eCDF difference, before and (when present) after adjustment.
-    A ``weighting`` column (several weightings stacked) is kept as the first column. An empty table (no covariate
-    left) gives an empty frame."""
+    """Manuscript view of a ``balance.balance_table`` (MatchIt ``summary.matchit`` columns): covariate term, then per
+    sample (before, and after when present) the mean per arm, the SMD, the variance ratio (continuous covariates
+    only) and the largest eCDF difference. Several weightings stacked (a ``weighting`` column) become bold group
+    rows, one per weighting, each showing the weighted sample only (its SMD has the denominator of its own
+    estimand). An empty table (no covariate left) gives an empty frame. Values as text ('—' where not defined)."""
     if table.empty or "smd_un" not in table.columns:
         return pd.DataFrame({"Covariate": pd.Series(dtype=object)})
+    treated, control = ARM_ORDER
     out = pd.DataFrame({"Covariate": [term_label(v, lv, labels) for v, lv in zip(table["variable"], table["level"])]})
-    parts = [("un", "before")] + ([("adj", "after")] if "smd_adj" in table.columns else [])
+    weighted = "weighting" in table.columns
+    parts = [("adj", "")] if weighted else [("un", ", before")] + ([("adj", ", after")] if "smd_adj" in table.columns
+                                                                   else [])
     for suffix, when in parts:
-        out[f"Mean treated ({when})"] = [fmt_num(v, digits, "—") for v in table[f"mean_treated_{suffix}"]]
-        out[f"Mean control ({when})"] = [fmt_num(v, digits, "—") for v in table[f"mean_control_{suffix}"]]
-        out[f"SMD ({when})"] = [fmt_num(v, digits, "—") for v in table[f"smd_{suffix}"]]
-        out[f"Variance ratio ({when})"] = [fmt_num(v, 2, "—") for v in table[f"var_ratio_{suffix}"]]
-        out[f"eCDF max ({when})"] = [fmt_num(v, digits, "—") for v in table[f"ecdf_max_{suffix}"]]
-    if "weighting" in table.columns:
-        out.insert(0, "Weighting", table["weighting"].to_numpy())
+        out[f"{treated} mean{when}"] = [fmt_num(v, digits, "—") for v in table[f"mean_treated_{suffix}"]]
+        out[f"{control} mean{when}"] = [fmt_num(v, digits, "—") for v in table[f"mean_control_{suffix}"]]
+        out[f"SMD{when}"] = [fmt_num(v, digits, "—") for v in table[f"smd_{suffix}"]]
+        out[f"Variance ratio{when}"] = [fmt_num(v, 2, "—") for v in table[f"var_ratio_{suffix}"]]
+        out[f"eCDF max{when}"] = [fmt_num(v, digits, "—") for v in table[f"ecdf_max_{suffix}"]]
+    if weighted:
+        names = {k: label for k, (label, _, _) in WEIGHTINGS.items()}
+        out.insert(0, "Weighting", [names.get(w, w) for w in table["weighting"]])
+        out = group_rows(out, "Weighting")
+    out.attrs["note"] = ("Means of binary terms are proportions. SMD: difference in means divided by the "
+                         "standard deviation of the estimand's reference sample before adjustment (MatchIt, cobalt); "
+                         "variance ratio: continuous covariates only; eCDF max: largest difference between the "
+                         "empirical cumulative distribution functions.")
+    return out
+
+
+def format_ps_model(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Manuscript view of the propensity model (``propensity.summary``: term, estimate, std_error, p_value,
+    conf_low, conf_high): readable term ('Aetiology: HBV', 'Age, years (missing)'), coefficient on the log-odds
+    scale with its CI, standard error and P."""
+    def term(t: str) -> str:
+        if t == "(Intercept)":
+            return "Intercept"
+        m = re.match(r"^(.+?)\[(.+)\]$", t)
+        return term_label(m.group(1), _level(m.group(2))) if m else term_label(t)
+
+    out = pd.DataFrame({
+        "Term": [term(t) for t in summary["term"]],
+        "Coefficient (95% CI)": [f"{fmt_num(e, digits, '—')} ({fmt_num(lo, digits, '—')} to {fmt_num(hi, digits, '—')})"
+                                 for e, lo, hi in zip(summary["estimate"], summary["conf_low"], summary["conf_high"])],
+        "SE": [fmt_num(v, digits, "—") for v in summary["std_error"]],
+        "P": [fmt_p(v) for v in summary["p_value"]]})
+    out.attrs["note"] = ("Coefficients of the logistic model on the log-odds scale (positive: more likely to receive "
+                         "HAIC-TKIs-P); a factor level is compared with the first level; '(missing)' terms are the "
+                         "missingness indicators of the missing-indicator method.")
+    return out
+
+
+def _level(text: str) -> Any:
+    """'1.0' -> 1.0 (so that term_label prints ECOG '1'), else the text."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def format_ess(ess: pd.DataFrame) -> pd.DataFrame:
+    """Effective sample sizes (``MatchingOutput.ess``: sample, group, n, n_nonzero, ess) with one row per sample:
+    per arm the patients with a non-zero weight and the Kish ESS (one decimal)."""
+    rows = []
+    for sample, part in ess.groupby("sample", sort=False):
+        row: dict[str, str] = {"Sample": sample}
+        for arm in ARM_ORDER:
+            r = part[part["group"] == arm]
+            row[f"{arm}, n"] = "—" if r.empty else f"{int(r['n_nonzero'].iloc[0])}"
+            row[f"{arm}, ESS"] = "—" if r.empty else fmt_num(float(r["ess"].iloc[0]), 1, "—")
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs["note"] = ("n: patients with a non-zero weight; ESS: Kish effective sample size, (sum of weights)² / "
+                         "sum of squared weights.")
     return out
 
 
@@ -105,14 +163,14 @@ def love_plot(smd: pd.DataFrame, threshold: float = 0.1, samples: list[str] | No
                                                         aggfunc="first", sort=False)
     wide = wide.sort_values(samples[0], ascending=True, na_position="first")
     y = np.arange(len(wide))
-    fig, ax = plt.subplots(figsize=(6.4, 0.22 * len(wide) + 1.4))
+    fig, ax = plt.subplots(figsize=(6.4, 0.17 * len(wide) + 1.2))
     for name in samples:
         if name not in wide.columns:
             continue
         colour, marker = SAMPLE_STYLES.get(name, ("#56B4E9", "o"))
         ax.scatter(wide[name], y, s=18, color=colour, marker=marker, label=name, zorder=3)
     ax.axvline(threshold, color="0.3", lw=0.8, ls="--", zorder=1)
-    ax.set_yticks(y, [(labels or {}).get(t, t) for t in wide.index], fontsize=7)
+    ax.set_yticks(y, [(labels or {}).get(t, t) for t in wide.index], fontsize=7.5)
     ax.set_ylim(-0.7, len(wide) - 0.3)
     ax.set_xlim(left=0)
     ax.set_xlabel("Absolute standardised mean difference")
@@ -283,3 +341,29 @@ def matching_report(output: MatchingOutput) -> pd.DataFrame:
     for p in problems:
         add("Notes and problems", "Note", p)
     return pd.DataFrame(rows, columns=["section", "item", "value"])
+
+
+def flow_matching_step(output: MatchingOutput) -> dict[str, Any]:
+    """The matching step of the study flow diagram (``reporting.cleaning.study_flow_diagram``): the method in
+    words, the number of pairs (matched sets), and per arm the patients matched and the patients left unmatched by
+    reason (no partner within the caliper, not selected, not in the propensity model, ...)."""
+    s, counts, unmatched, arm_col = output.spec, output.counts, output.unmatched, output.arm_col
+    caliper = ("no caliper" if s["caliper"] is None else
+               f"caliper {s['caliper']:g} SD of the {'logit of the score' if s['distance'] == 'logit' else 'score'}"
+               if s["std_caliper"] else f"caliper {s['caliper']:g}")
+    method = f"1:{s['ratio']} nearest neighbour{', with replacement' if s['replace'] else ''}, {caliper}"
+    arms: dict[str, dict[str, Any]] = {}
+    for arm in ARM_ORDER:
+        if arm not in counts.columns:
+            continue
+        reasons = unmatched[unmatched[arm_col] == arm]["reason"].astype(str)
+        reasons = reasons.where(~reasons.str.startswith("not in the propensity model"), "not in the propensity model")
+        arms[arm] = {"matched": int(counts.loc["Matched", arm]),
+                     "unmatched": {_reason_text(r): int(k) for r, k in reasons.value_counts(sort=False).items()}}
+    pairs = output.summary.get("n_pairs")
+    return {"method": method, "n_pairs": int(pairs) if pairs is not None else 0, "arms": arms}
+
+
+def _reason_text(reason: str) -> str:
+    """First letter upper-case, for the flow diagram."""
+    return reason[:1].upper() + reason[1:]

@@ -37,30 +37,40 @@ def _fmt_rate(k: int, pct: float, lower: float, upper: float) -> str:
 
 
 def format_response_table(analysis: ResponseAnalysis, cfg: ResponseConfig) -> pd.DataFrame:
-    """Manuscript table (Markdown frame) of ``analysis.table``, full cohort: per definition (primary first) and
-    criterion, CR/PR/SD/PD/NE n (%) per arm, then ORR and DCR as events (rate %; exact CI), risk difference
-    (percentage points), unadjusted and adjusted OR with CIs and P (Fisher's exact test flagged; nominal, outside
-    the testing hierarchy). The main definition is labelled "main", the other "co-definition"."""
+    """Manuscript table (Markdown frame) of ``analysis.table``, full cohort: one bold group row per criterion and
+    definition (main first, then the co-definition), under it CR/PR/SD/PD/NE n (%) per arm, then ORR and DCR as
+    events (rate %; exact CI), risk difference (percentage points), unadjusted and adjusted OR with CIs and P; a P
+    from Fisher's exact test is marked with a dagger and named in the note, the others come from Pearson's
+    chi-square test. P-values are nominal (outside the testing hierarchy)."""
     n1, n0 = analysis.results["n_haic"], analysis.results["n_control"]
     h1, h0 = f"{TREATMENT_ARM} (n = {n1})", f"{CONTROL_ARM} (n = {n0})"
     ci = f"{100 * cfg.conf_level:g}% CI"
     md: list[dict[str, Any]] = []
+    fisher = False
     for r in analysis.table.to_dict("records"):
-        label = r["definition"] + (" (main)" if r["definition"] == cfg.primary_definition else " (co-definition)")
-        row = {"Definition": label, "Criterion": CRITERION_LABELS[r["criterion"]]}
+        kind = "main" if r["definition"] == cfg.primary_definition else "co-definition"
+        group = f"{CRITERION_LABELS[r['criterion']]}, {r['definition']} responses ({kind})"
         if r["row"] in RESPONSE_LEVELS:
-            md.append({**row, "Response": r["row"], h1: tables.fmt_n_pct(r["n_haic"], n1),
+            md.append({"group": group, "Response": r["row"], h1: tables.fmt_n_pct(r["n_haic"], n1),
                        h0: tables.fmt_n_pct(r["n_control"], n0)})
             continue
-        md.append({**row, "Response": f"{r['row']} ({ci})",
+        is_fisher = r["test"] == "Fisher exact"
+        fisher |= is_fisher
+        md.append({"group": group, "Response": f"{r['row']} ({ci})",
                    h1: _fmt_rate(r["n_haic"], r["pct_haic"], r["lower_haic"], r["upper_haic"]),
                    h0: _fmt_rate(r["n_control"], r["pct_control"], r["lower_control"], r["upper_control"]),
                    f"Risk difference, % points ({ci})": tables.fmt_est_ci(r["rd_pct"], r["rd_lower"], r["rd_upper"],
                                                                             1, "—"),
                    f"OR ({ci})": tables.fmt_est_ci(r["or"], r["or_lower"], r["or_upper"], 2, "—"),
                    f"Adjusted OR ({ci})": tables.fmt_est_ci(r["or_adj"], r["or_adj_lower"], r["or_adj_upper"], 2, "—"),
-                   "P (nominal)": tables.fmt_p(r["p"]) + (" (Fisher)" if r["test"] == "Fisher exact" else "")})
-    return pd.DataFrame(md).fillna("")
+                   "P (nominal)": tables.fmt_p(r["p"]) + ("\u2020" if is_fisher else "")})
+    out = tables.group_rows(pd.DataFrame(md).fillna(""), "group")
+    out.attrs["note"] = ("ORR, objective response rate (CR or PR); DCR, disease control rate (CR, PR or SD); "
+                         "rates with exact Clopper-Pearson CIs; risk difference HAIC-TKIs-P minus TKIs-P with the "
+                         "Newcombe hybrid-score CI; OR with the Woolf CI; adjusted OR from logistic regression on the "
+                         "propensity-model covariates. P (nominal, outside the testing hierarchy) from Pearson's chi-square test"
+                         + ("; \u2020 Fisher's exact test (an expected count below 5)." if fisher else "."))
+    return out
 
 
 def format_models(models: pd.DataFrame, conf_level: float = 0.95) -> pd.DataFrame:
@@ -131,35 +141,63 @@ def format_hierarchy(table: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------------------------------------------------
-def waterfall_plot(data: pd.DataFrame, cap: float = 100.0, pr_line: float = -30.0, pd_line: float = 20.0) -> plt.Figure:
-    """Waterfall of the best % change of the target sum from baseline, one panel per criterion, one bar per patient
-    (sorted, largest increase left), bars coloured by arm. ``data``: :func:`analysis_utils.steps.response.
-    waterfall_data` (criterion, arm, best_pct_change, rank). Reference lines at -30% (PR) and +20% (PD; target
-    response of RECIST 1.1 and mRECIST, docs/methods/recist-mrecist.md; RECIST PD also needs +5 mm). Bars beyond
-    ``cap`` are drawn at the cap and the panel says how many."""
+RESPONSE_COLOURS = {"CR": "#1B7837", "PR": "#7FBF7B", "SD": "#BABABA", "PD": "#B2182B", "NE": "#F4A582"}
+RESPONSE_NAMES = {"CR": "Complete response", "PR": "Partial response", "SD": "Stable disease",
+                  "PD": "Progressive disease", "NE": "Not evaluable"}
+
+
+def waterfall_plot(data: pd.DataFrame, cap: float = 100.0, pr_line: float = -30.0, pd_line: float = 20.0,
+                   new_lesion: pd.DataFrame | None = None) -> plt.Figure:
+    """Waterfall of the best % change of the target sum from baseline: one row of panels per criterion, one column
+    per arm (``ARM_ORDER``), one bar per patient sorted from the largest increase to the largest decrease, bars
+    coloured by best overall response (CR, PR, SD, PD, NE). ``data``: :func:`analysis_utils.steps.response.
+    waterfall_data` (criterion, arm, best_pct_change, bor, rank). With ``new_lesion``
+    (:func:`analysis_utils.steps.response.new_lesion_progression`), a best response of PD that came from a new
+    lesion is marked by a dot under the bar: such patients progress whatever their target sum does. Reference lines at -30% (PR) and +20% (PD;
+    RECIST 1.1 and mRECIST, docs/methods/recist-mrecist.md; RECIST PD also needs +5 mm). Bars beyond ``cap`` are
+    drawn at the cap and the panel says how many. Panel headings name criterion, arm and n; the figure has no
+    title (the caption carries it)."""
     criteria = list(dict.fromkeys(data["criterion"]))
-    fig, axes = plt.subplots(len(criteria), 1, figsize=(7.2, 2.7 * len(criteria)), squeeze=False)
-    for ax, crit in zip(axes[:, 0], criteria):
-        d = data[data["criterion"] == crit].sort_values("rank")
-        values = d["best_pct_change"].to_numpy(dtype=float)
-        ax.bar(np.arange(len(d)), np.clip(values, -100.0, cap), width=1.0, linewidth=0,
-               color=[ARM_COLOURS[a] for a in d["arm"]])
-        ax.axhline(pd_line, color="0.3", lw=0.8, ls=":")
-        ax.axhline(pr_line, color="0.3", lw=0.8, ls="--")
-        ax.axhline(0, color="0.2", lw=0.6)
-        ax.set_xlim(-1, len(d))
-        ax.set_ylim(-105, cap + 5)
-        ax.set_xticks([])
-        ax.set_ylabel("Best change in target sum (%)")
-        n_capped = int((values > cap).sum())
-        ax.set_title(f"{CRITERION_LABELS.get(crit, crit)} (n = {len(d)} with a measured follow-up scan"
-                     + (f"; {n_capped} bar(s) truncated at +{cap:g}%)" if n_capped else ")"), fontsize=9, loc="left")
-        counts = d["arm"].value_counts()
-        handles = [Patch(color=ARM_COLOURS[a], label=f"{a} (n = {int(counts.get(a, 0))})") for a in ARM_ORDER]
-        handles += [plt.Line2D([], [], color="0.3", lw=0.8, ls=":", label=f"+{pd_line:g}%"),
-                    plt.Line2D([], [], color="0.3", lw=0.8, ls="--", label=f"{pr_line:g}%")]
-        ax.legend(handles=handles, fontsize=7, frameon=False, loc="upper right", ncol=2)
-    fig.tight_layout()
+    flags = set()
+    if new_lesion is not None and len(new_lesion):
+        nl = new_lesion[new_lesion["pd_new_lesion"]]
+        flags = set(zip(nl["criterion"], nl["study_id"]))
+    fig, axes = plt.subplots(len(criteria), len(ARM_ORDER), figsize=(7.2, 2.5 * len(criteria) + 0.7),
+                             squeeze=False, sharey=True)
+    letters = iter("ABCDEFGH")
+    for i, crit in enumerate(criteria):
+        for j, arm in enumerate(ARM_ORDER):
+            ax = axes[i, j]
+            d = data[(data["criterion"] == crit) & (data["arm"] == arm)].sort_values(
+                ["best_pct_change", "study_id"], ascending=[False, True])
+            values = d["best_pct_change"].to_numpy(dtype=float)
+            x = np.arange(len(d))
+            ax.bar(x, np.clip(values, -100.0, cap), width=1.0, linewidth=0,
+                   color=[RESPONSE_COLOURS.get(str(b), "#FFFFFF") for b in d["bor"]])
+            marked = np.array([(crit, sid) in flags and str(b) == "PD" for sid, b in zip(d["study_id"], d["bor"])],
+                              dtype=bool)
+            if marked.any():
+                ax.plot(x[marked], np.full(marked.sum(), -104.0), ls="none", marker="o", ms=1.8, color="black")
+            ax.axhline(pd_line, color="0.3", lw=0.7, ls=":")
+            ax.axhline(pr_line, color="0.3", lw=0.7, ls="--")
+            ax.axhline(0, color="0.2", lw=0.6)
+            ax.set_xlim(-1, max(len(d), 1))
+            ax.set_ylim(-108, cap + 5)
+            ax.set_xticks([])
+            if j == 0:
+                ax.set_ylabel("Best change in\ntarget sum (%)")
+            n_capped = int((values > cap).sum())
+            ax.set_title(f"{next(letters)}  {CRITERION_LABELS.get(crit, crit)}, {arm} (n = {len(d)})"
+                         + (f"; {n_capped} truncated at +{cap:g}%" if n_capped else ""), fontsize=8, loc="left")
+    present = [lv for lv in RESPONSE_COLOURS if lv in set(data["bor"].astype(str))]
+    handles = [Patch(color=RESPONSE_COLOURS[lv], label=RESPONSE_NAMES[lv]) for lv in present]
+    if flags:
+        handles.append(plt.Line2D([], [], ls="none", marker="o", ms=3, color="black", label="PD by new lesion"))
+    handles += [plt.Line2D([], [], color="0.3", lw=0.7, ls=":", label=f"+{pd_line:g}%"),
+                plt.Line2D([], [], color="0.3", lw=0.7, ls="--", label=f"{pr_line:g}%")]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 5), fontsize=7, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 

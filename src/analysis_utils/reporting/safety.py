@@ -19,13 +19,14 @@ def format_counts(table: pd.DataFrame, label_col: str, groups: Sequence[str] = (
     :func:`~analysis_utils.steps.safety.ae_by_term_table` (``groups=("any ", ">=3 ")``): 'n (%)' per arm and group,
     p-values formatted (``tables.fmt_p``) and labelled nominal (outside the testing hierarchy)."""
     arms = list(table.attrs.get("N", {}))
-    out = pd.DataFrame({label_col: table[label_col].astype(str).str.replace(">=", "≥", regex=False)})
+    head = {"ctcae_term": "CTCAE term", "category": "Patients with"}.get(label_col, label_col)
+    out = pd.DataFrame({head: table[label_col].astype(str).str.replace(">=", "≥", regex=False)})
     for g in groups:
         for arm in arms:
             head = f"{arm} (N = {table.attrs['N'][arm]})" + (f", grade {g.strip().replace('>=', '≥')}" if g else "")
             out[head] = [f"{int(n)} ({p:.1f}%)" for n, p in zip(table[f"{arm} {g}n"], table[f"{arm} {g}%"])]
         pcol = "p_value" if not g else f"p {g.strip()}"
-        out["P (nominal)" + (f", grade {g.strip().replace('>=', '≥')}" if g else "")] = table[pcol].map(fmt_p)
+        out["P (nominal" + (f", grade {g.strip().replace('>=', '≥')})" if g else ")")] = table[pcol].map(fmt_p)
     return out
 
 

@@ -4,6 +4,7 @@ that are not reached)."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +41,106 @@ def fmt_n_pct(n: int, total: int, digits: int = 1) -> str:
     return f"{int(n)} ({fmt_num(pct, digits, '—')}%)"
 
 
-def to_markdown(df: pd.DataFrame) -> str:
-    """A pipe table (no index) that Quarto renders in HTML, DOCX and PDF alike."""
+_NUMERIC_CELL = re.compile(r"^[<>≤≥]?\s*[-−–]?\d[\d,.]*(%|\s|\(|\[|$)|^(NR|NE|—)$")
+_MINUS = re.compile(r"(?<![\w)\]])-(?=\d)")  # a hyphen before a number prints as a minus sign
+
+
+def _visible(text: str) -> str:
+    """Cell text as printed: Markdown emphasis and code marks removed."""
+    return re.sub(r"\*\*|`", "", text)
+
+
+LINE_CHARS = 100      # characters of table text a page width holds (A4 portrait, 8-8.5 pt table type), all cells
+CELL_PADDING = 3      # characters' worth of cell margins per column
+MAX_CELL_CHARS = 40   # a cell longer than this wraps in any case
+
+
+def column_weights(header: list[str], rows: list[list[str]], line_chars: int = LINE_CHARS) -> list[int]:
+    """Relative column widths for a pipe table, in characters. Each column wants its longest cell (at most
+    ``MAX_CELL_CHARS``) and needs at least its longest word (header included), so that no word and no number is
+    broken. When the wanted widths do not fit ``line_chars`` (less ``CELL_PADDING`` per column), the columns that
+    can wrap give up width in proportion to what they can spare; the result, plus the padding, is the number of
+    dashes under each header (pandoc sizes a wide pipe table by them, in HTML, Word and Typst alike)."""
+    needs, wants = [], []
+    for j, h in enumerate(header):
+        body = [_visible(r[j]) for r in rows]
+        longest_word = max((len(w) for c in [_visible(h), *body] for w in c.split()), default=1)
+        longest_cell = max((len(c) for c in body), default=0)
+        needs.append(max(3, longest_word))
+        wants.append(max(needs[-1], min(max(longest_cell, len(_visible(h)) // 2), MAX_CELL_CHARS)))
+    room = line_chars - CELL_PADDING * len(header)
+    excess = sum(wants) - room
+    spare = [w - n for w, n in zip(wants, needs)]
+    if excess > 0 and sum(spare) > 0:
+        share = min(1.0, excess / sum(spare))
+        wants = [w - s * share for w, s in zip(wants, spare)]
+    return [int(round(w)) + CELL_PADDING for w in wants]
+
+
+def column_alignment(header: list[str], rows: list[list[str]]) -> list[str]:
+    """'l' for the first column and for text columns, 'c' for columns whose cells read as numbers ('12 (3.4%)',
+    '0.52 (0.43–0.63)', '<0.001', 'NR')."""
+    out = []
+    for j, _ in enumerate(header):
+        cells = [_visible(r[j]).strip() for r in rows if _visible(r[j]).strip()]
+        numeric = j > 0 and cells and sum(bool(_NUMERIC_CELL.match(c)) for c in cells) >= 0.8 * len(cells)
+        out.append("c" if numeric else "l")
+    return out
+
+
+def to_markdown(df: pd.DataFrame, note: str | None = None, align: list[str] | None = None) -> str:
+    """A pipe table (no index) that Quarto renders in HTML, DOCX and PDF alike, ready for a journal page:
+
+    - relative column widths from the separator line (``column_weights``: pandoc sizes a wide pipe table by the
+      dashes under each header), so narrow columns are not cut into word fragments;
+    - alignment markers (``align``: one of 'l', 'c', 'r' per column; default ``column_alignment``), left for labels;
+    - a note (``note`` or ``df.attrs["note"]``: tests used, abbreviations, flags) printed as a paragraph under the
+      table; inside a Quarto float it stays with the table, above or below the caption as the format puts it.
+    Group rows are ordinary rows whose first cell is bold (``group_rows``)."""
     cols = [str(c) for c in df.columns]
+
     def cell(v: Any) -> str:
         return "" if _isnan(v) else str(v).replace("|", "\\|").replace("\n", " ")
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
+
+    rows = [[_MINUS.sub("\u2212", cell(v)) for v in row] for row in df.itertuples(index=False)]
+    weights = column_weights(cols, rows)
+    align = align or df.attrs.get("align") or column_alignment(cols, rows)
+    marks = {"l": (":", ""), "c": (":", ":"), "r": ("", ":")}
+    sep = [marks[a][0] + "-" * max(3, w - len(marks[a][0] + marks[a][1])) + marks[a][1]
+           for a, w in zip(align, weights)]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(sep) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    text = "\n".join(lines) + "\n"
+    note = note if note is not None else df.attrs.get("note")
+    return text + (f"\n{note}\n" if note else "")
+
+
+def group_rows(df: pd.DataFrame, by: str, label_col: str | None = None, indent: bool = True) -> pd.DataFrame:
+    """Journal layout of a stacked table: the column ``by`` becomes a bold group row before each run of equal
+    values (instead of repeating it on every row), the rows under it indented in ``label_col`` (default: the first
+    remaining column). ``attrs`` (note, align) are kept."""
+    rest = [c for c in df.columns if c != by]
+    label_col = label_col or rest[0]
+    parts = []
+    for value, part in df.groupby(by, sort=False):
+        head = {c: "" for c in rest}
+        head[label_col] = f"**{value}**"
+        body = part[rest].copy()
+        if indent:
+            body[label_col] = INDENT + body[label_col].astype(str)
+        parts += [pd.DataFrame([head]), body]
+    out = pd.concat(parts, ignore_index=True) if parts else df[rest].copy()
+    out.attrs.update(df.attrs)
+    return out
+
+
+INDENT = "\u00a0\u00a0\u00a0"  # non-breaking spaces: pandoc keeps them, so level rows stay indented in every format
 
 
 def write_table(df: pd.DataFrame, out_dir: str | Path, name: str, markdown: pd.DataFrame | None = None) -> dict[str, str]:
     """Write ``tables/<name>.csv`` (the numbers) and ``tables/<name>.md`` (``markdown`` if given, e.g. a formatted
-    version, else the same frame) under ``out_dir``; returns the relative paths."""
+    version with its note in ``attrs``, else the same frame; ``to_markdown``) under ``out_dir``; returns the
+    relative paths."""
     folder = Path(out_dir) / "tables"
     folder.mkdir(parents=True, exist_ok=True)
     df.to_csv(folder / f"{name}.csv", index=False)
@@ -294,3 +382,101 @@ def term_label(variable: str, level: Any = None, labels: dict[str, str] | None =
     text = _label(variable, labels)
     return text if level is None or (isinstance(level, float) and math.isnan(level)) else \
         f"{text}: {_level_text(level)}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Table 1 as a journal prints it
+# ----------------------------------------------------------------------------------------------------------------
+TEST_NAMES = {"welch": "Welch's t-test", "t-test": "t-test", "kruskal": "Kruskal–Wallis test",
+              "chi-squared": "chi-squared test", "fisher": "Fisher's exact test", "anova": "one-way ANOVA"}
+SMALL_COUNT_WARNING = "expected count < 5"  # what tableone appends to a chi-squared test name
+
+
+def _test_name(raw: str) -> str:
+    low = raw.lower()
+    return next((name for key, name in TEST_NAMES.items() if key in low), raw.split("(")[0].strip())
+
+
+def _variable_name(characteristic: str) -> str:
+    """'Age, years, mean (SD)' -> 'age'; 'Child-Pugh class, n (%)' -> 'Child-Pugh class' (for notes)."""
+    name = re.sub(r",\s*(n \(%\)|mean \(SD\)|median \[Q1, Q3\]|weighted %)$", "", characteristic)
+    name = re.sub(r",\s*(years|cm|ng/mL|mAU/mL)$", "", name)
+    first = name.split()[0]
+    keep = name[:2].isupper() or first.isupper() or "-" in first or any(ch.isdigit() for ch in first)
+    return name if keep else name[:1].lower() + name[1:]
+
+
+def table_one_tests_note(t1: pd.DataFrame) -> str:
+    """The note under Table 1 naming the test behind each P value (instead of a Test column on every row), with the
+    variables whose chi-squared test had an expected count below 5 (tableone's warning), from ``table_one``."""
+    if "Test" not in t1.columns:
+        return ""
+    by_test: dict[str, list[str]] = {}
+    small: list[str] = []
+    for r in t1.itertuples(index=False):
+        test = str(getattr(r, "Test") or "").strip()
+        if not test:
+            continue
+        var = _variable_name(str(r.Characteristic))
+        by_test.setdefault(_test_name(test), []).append(var)
+        if SMALL_COUNT_WARNING in test:
+            small.append(var)
+    if not by_test:
+        return ""
+    parts = [f"{test} for {_join(names)}" for test, names in by_test.items()]
+    note = "P values (descriptive): " + "; ".join(parts) + "."
+    if small:
+        note += (f" An expected cell count was below 5 for {_join(small)}, so "
+                 f"{'its chi-squared P value is' if len(small) == 1 else 'their chi-squared P values are'} "
+                 "approximate.")
+    return note
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + (", and " if len(items) > 2 else " and ") + \
+        items[-1]
+
+
+def table_one_markdown(t1: pd.DataFrame, note: str = "") -> pd.DataFrame:
+    """Journal layout of ``table_one`` / ``table_one_weighted``: one column of characteristics (categorical
+    levels as indented rows under their variable; a Yes/No variable as one row, its 'Yes' count), the arms headed
+    with their n (and ESS for a weighted table), then SMD, P and the number of patients with the value missing.
+    The tests move to a note (``table_one_tests_note``) and tableone's small-count warning with them; ``note`` is
+    appended to it. Returns a frame for ``to_markdown`` with the note in ``attrs``."""
+    value_cols = [c for c in t1.columns if c not in ("Characteristic", "Level", "Missing", "SMD", "P", "Test")]
+    n_row = t1[t1["Characteristic"] == "n"].iloc[0]
+    ess = t1[t1["Characteristic"] == "ESS"]
+    heads = {}
+    for c in value_cols:
+        head = f"{c} (n = {n_row[c]})" if str(n_row[c]).strip() else str(c)
+        if len(ess):
+            head += f", ESS {ess.iloc[0][c]}"
+        heads[c] = head
+    rows: list[dict[str, str]] = []
+    body = t1[~t1["Characteristic"].isin(["n", "ESS"])].reset_index(drop=True)
+    starts = [i for i, c in enumerate(body["Characteristic"]) if str(c).strip()] + [len(body)]
+    for a, b in zip(starts[:-1], starts[1:]):
+        block = body.iloc[a:b]
+        first = block.iloc[0]
+        stats = {"SMD": first.get("SMD", ""), "P": first.get("P", ""), "Missing, n": first.get("Missing", "")}
+        levels = [str(v) for v in block["Level"]]
+        if len(block) == 1 and not levels[0].strip():
+            rows.append({"Characteristic": first["Characteristic"], **{heads[c]: first[c] for c in value_cols},
+                         **stats})
+        elif levels in (["Yes", "No"], ["Yes"]):
+            rows.append({"Characteristic": first["Characteristic"], **{heads[c]: first[c] for c in value_cols},
+                         **stats})
+        else:
+            rows.append({"Characteristic": first["Characteristic"], **{heads[c]: "" for c in value_cols}, **stats})
+            for _, r in block.iterrows():
+                rows.append({"Characteristic": INDENT + str(r["Level"]), **{heads[c]: r[c] for c in value_cols},
+                             "SMD": "", "P": "", "Missing, n": ""})
+    columns = ["Characteristic", *heads.values(), "SMD", "P", "Missing, n"]
+    out = pd.DataFrame(rows, columns=columns)
+    for c in heads.values():  # tableone prints '8.7 [6.5,11.8]'; the weighted table '8.9 [6.6, 11.9]'
+        out[c] = out[c].astype(str).str.replace(r"\[([^,\]]+),(\S)", r"[\1, \2", regex=True)
+    if "P" not in t1.columns:
+        out = out.drop(columns="P")
+    out = out.fillna("")
+    out.attrs["note"] = " ".join(x for x in (table_one_tests_note(t1), note) if x)
+    return out

@@ -121,17 +121,23 @@ def _rel(p: Path, root: Path) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- notebooks
-def notebook_parameters(nb_path: Path, params: dict[str, Any], out: Path, params_path: Path) -> dict[str, Any]:
-    """Values for the names declared in the notebook's ``parameters`` cell, taken from the params file."""
+def notebook_parameters(nb_path: Path, params: dict[str, Any], out: Path, params_path: Path,
+                        root: Path | None = None) -> dict[str, Any]:
+    """Values for the names declared in the notebook's ``parameters`` cell, taken from the params file.
+
+    ``output_dir`` and ``params_file`` are injected relative to the project root ``root`` (the kernel's working
+    directory, see ``run_notebooks``) when they lie below it, so that the executed notebooks name no folder of this
+    machine and two clones in different folders give byte-identical notebooks."""
     import papermill
 
+    root = root or project_root()
     declared = papermill.inspect_notebook(str(nb_path))
     values: dict[str, Any] = {}
     for name in declared:
         if name == "output_dir":
-            values[name] = str(out)
+            values[name] = _rel(out, root)
         elif name == "params_file":
-            values[name] = str(params_path)
+            values[name] = _rel(params_path, root)
         elif name in params:
             values[name] = params[name]
     return values
@@ -214,8 +220,10 @@ def run_notebooks(params_path: Path, *, generate: bool = True, progress_bar: boo
         say(f"[{i}/{len(nbs)}] {nb.name} ...")
         t1 = time.perf_counter()
         try:
-            papermill.execute_notebook(str(nb), str(target), parameters=notebook_parameters(nb, params, out, params_path),
-                                       kernel_name="python3", cwd=str(nb.parent), progress_bar=progress_bar,
+            # the kernel runs in the project root, against which the injected output_dir is relative
+            papermill.execute_notebook(str(nb), str(target),
+                                       parameters=notebook_parameters(nb, params, out, params_path, root),
+                                       kernel_name="python3", cwd=str(root), progress_bar=progress_bar,
                                        log_output=False, request_save_on_cell_execute=False)
         except PapermillExecutionError as err:
             msg = (f"notebook {nb.relative_to(root)} failed in cell {err.cell_index} (execution count "

@@ -483,6 +483,23 @@ def waterfall_data(cohort: pd.DataFrame, criteria: Sequence[str] = CRITERIA, arm
     return pd.concat(parts, ignore_index=True)
 
 
+def new_lesion_progression(timepoints: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Patients whose first progression (time-point response PD) came with a new lesion, per criterion: columns
+    criterion, study_id, pd_new_lesion (True when ``new_lesion`` is set at the first PD time point). A new lesion
+    is PD whatever the target sum does (RECIST 1.1 section 4.3.2, mRECIST alike; docs/methods/recist-mrecist.md),
+    so these are the PD bars of a waterfall that can lie below zero. ``timepoints[criterion]`` =
+    response_timepoints_<criterion>."""
+    parts = []
+    for crit, tp in timepoints.items():
+        pd_rows = tp.loc[tp["overall_response"] == "PD"].sort_values(["study_id", "days_from_index"])
+        first = pd_rows.groupby("study_id", sort=True).head(1)
+        parts.append(pd.DataFrame({"criterion": crit, "study_id": first["study_id"].to_numpy(),
+                                   "pd_new_lesion": first["new_lesion"].fillna(False).astype(bool).to_numpy()}))
+    if not parts:
+        return pd.DataFrame(columns=["criterion", "study_id", "pd_new_lesion"])
+    return pd.concat(parts, ignore_index=True)
+
+
 def spider_data(timepoints: dict[str, pd.DataFrame], cohort: pd.DataFrame, n_per_arm: int, seed: int,
                 arm_col: str = "arm") -> pd.DataFrame:
     """% change of the target sum from baseline over time for a random subsample of ``n_per_arm`` patients per arm

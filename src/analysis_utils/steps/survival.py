@@ -155,7 +155,8 @@ def analyse_endpoint(df: pd.DataFrame, time_col: str, event_col: str, spec: dict
     ``spec`` is the ``survival`` section of the params: conf_type, conf_level, timepoints_months, rmst_tau_months,
     ties. Returns a dict with
       km (arm -> ``kaplan_meier`` table; weighted when ``weights_col``), times (arm -> follow-up times, for the
-      number-at-risk table), n / events (arm -> unweighted counts), median (``median_survival`` per arm, indexed by
+      number-at-risk table), event_times (arm -> times of the events, for the cumulative events under the plot),
+      n / events (arm -> unweighted counts), median (``median_survival`` per arm, indexed by
       arm), survival_at (``survival_at`` per arm at the timepoints), follow_up (``median_follow_up_reverse_km``,
       both arms together), test ({label, p, chi2}: log-rank ``survdiff``; with weights, where no weighted log-rank
       is offered, the robust Wald test of the weighted Cox model; with ``cluster_col``, e.g. matched pairs, the
@@ -198,6 +199,7 @@ def analyse_endpoint(df: pd.DataFrame, time_col: str, event_col: str, spec: dict
         medians[a] = median_survival(km[a])
         at.append(survival_at(km[a], timepoints).assign(arm=a))
     res.update({"km": km, "times": times, "n": {a: int((arm_all == a).sum()) for a in arms},
+                "event_times": {a: t_all[(arm_all == a) & (e_all > 0)] for a in arms},
                 "events": {a: int(e_all[arm_all == a].sum()) for a in arms},
                 "median": pd.DataFrame(medians).T.rename_axis("arm"),
                 "survival_at": pd.concat(at, ignore_index=True),
@@ -394,7 +396,9 @@ def rmst_summary(results: dict[str, dict]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------------------------
 # notebook steps (05_survival): cohorts, models per endpoint, tables and the flat results section
 # --------------------------------------------------------------------------------------------------------------------
-COHORT_LABELS = {"full": "Full cohort", "matched": "Matched cohort", "iptw": "IPTW (ATE) cohort"}
+COHORT_LABELS = {"full": "Full cohort", "matched": "Matched cohort", "iptw": "IPTW (ATE) cohort",
+                 "overlap": "Overlap-weighted (ATO) cohort"}
+OVERLAP_WEIGHTS = "w_overlap"  # column of data/weights.parquet (04_matching; WeightIt estimand = "ATO")
 
 
 def load_cohorts(data_dir: str | Path) -> tuple[dict[str, dict], list[str]]:
@@ -432,6 +436,26 @@ def load_cohorts(data_dir: str | Path) -> tuple[dict[str, dict], list[str]]:
     return cohorts, notes
 
 
+def overlap_cohort(data_dir: str | Path, weights_col: str = OVERLAP_WEIGHTS) -> tuple[dict[str, dict], list[str]]:
+    """The overlap-weighted cohort, an outcome sensitivity analysis (Li, Morgan & Zaslavsky 2018): the cohort
+    inner-joined with ``weights.parquet`` and weighted by ``w_overlap`` (treated 1 - ps, controls ps; WeightIt
+    ``estimand = "ATO"``), analysed like the IPTW cohort (weighted KM with IJ variance, Cox with robust variance,
+    robust Wald p). Returns ({"overlap": cohort} or {}, notes); add it to ``load_cohorts``' result and every
+    per-cohort step (``endpoint_results``, ``cox_models``, ``rmst_table``, ``survival_results``) includes it.
+    Rules: docs/methods/matching-and-weighting.md."""
+    data = Path(data_dir)
+    path = data / "weights.parquet"
+    if not path.is_file():
+        return {}, ["No overlap weights: data/weights.parquet not found; overlap-weighted analyses skipped."]
+    weights = pd.read_parquet(path)
+    if weights_col not in weights.columns:
+        return {}, [f"No overlap weights: data/weights.parquet has no column {weights_col!r}; overlap-weighted "
+                    "analyses skipped."]
+    cohort = pd.read_parquet(data / "cohort.parquet")
+    weighted = cohort.merge(weights[["study_id", weights_col]], on="study_id", how="inner")
+    return {"overlap": {"df": weighted, "kw": {"weights_col": weights_col}, "label": COHORT_LABELS["overlap"]}}, []
+
+
 def cohort_sizes(cohorts: dict[str, dict]) -> pd.DataFrame:
     """Patients per arm (rows) and cohort (columns)."""
     return pd.DataFrame({name: c["df"]["arm"].value_counts() for name, c in cohorts.items()})
@@ -462,7 +486,8 @@ def cox_models(cohorts: dict[str, dict], res: dict[str, dict[str, dict]], spec: 
 
     Full cohort: unadjusted (from ``res``), adjusted for ``spec["adjust_covariates"]`` with the ``spec["missing"]``
     design and complete case (``adjusted_cox``); matched: robust SE clustered on the pair (from ``res``) and
-    stratified on the pair (``strata(subclass)``, conditional on the pair); IPTW: robust SE (from ``res``). Returns
+    stratified on the pair (``strata(subclass)``, conditional on the pair); IPTW and, when ``overlap_cohort`` added
+    it, overlap weights: robust SE (from ``res``). Returns
     {"adjusted", "adjusted_cc", "stratified": endpoint -> table or None, "models": endpoint -> {row label -> table},
     "notes": what was not estimable plus the patients and covariate notes of the adjusted OS model}.
     """
@@ -488,6 +513,8 @@ def cox_models(cohorts: dict[str, dict], res: dict[str, dict[str, dict]], spec: 
             m["Matched, stratified on pair"] = stratified[ep]
         if "iptw" in cohorts:
             m["IPTW (ATE), robust SE"] = res[ep]["iptw"]["cox"]
+        if "overlap" in cohorts:
+            m["Overlap weights (ATO), robust SE"] = res[ep]["overlap"]["cox"]
         models[ep] = m
     if adjusted["os"] is not None:
         notes.append(f"Adjusted OS model: {adjusted['os'].attrs['n']} of {adjusted['os'].attrs['n_input']} patients; "
@@ -531,6 +558,26 @@ def subgroup_analysis(cohorts: dict[str, dict], spec: dict) -> tuple[pd.DataFram
                     "os_event", "arm", spec["subgroups"], ties=spec["ties"], conf_level=spec["conf_level"],
                     reference=ARM_REFERENCE)
     return table, notes
+
+
+def subgroup_counts(cohorts: dict[str, dict], spec: dict, time_col: str = "os_months",
+                    event_col: str = "os_event") -> pd.DataFrame:
+    """Patients and events per arm in each level of each subgroup of ``spec["subgroups"]``, in the cohort
+    ``subgroup_analysis`` uses (``main_cohort``), plus the row subgroup "" / level "" for all its patients: columns
+    subgroup, level (as text, as ``cox_interaction_p`` labels it), arm, n, events. Patients with the subgroup
+    variable missing are left out of that subgroup, as in ``subgroup_analysis``."""
+    df = cohorts[main_cohort(cohorts)]["df"]
+    df = df.loc[df[[time_col, event_col]].notna().all(axis=1)]
+    rows = []
+    for sg in ["", *spec["subgroups"]]:
+        part = df if not sg else df.loc[df[sg].notna()].assign(_level=lambda d: d[sg].astype(str))
+        groups = [("", part)] if not sg else list(part.groupby("_level", sort=True))
+        for level, g in groups:
+            for arm in (TREATMENT_ARM, CONTROL_ARM):
+                a = g.loc[g["arm"] == arm]
+                rows.append({"subgroup": sg, "level": level, "arm": arm, "n": len(a),
+                             "events": int(a[event_col].sum())})
+    return pd.DataFrame(rows)
 
 
 def matched_os_evalue(res: dict[str, dict[str, dict]]) -> pd.Series | None:

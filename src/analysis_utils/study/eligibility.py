@@ -196,3 +196,24 @@ def check_flow(flow: pd.DataFrame) -> None:
     if screened != excluded + analysed or analysed != arms:
         raise AssertionError(f"flow does not reconcile: screened {screened} != excluded {excluded} + analysed "
                              f"{analysed}, or analysed != sum of arms {arms}")
+
+
+def flow_by_arm(screened: pd.DataFrame, arm_col: str = "arm") -> pd.DataFrame:
+    """The STROBE flow of ``flow_table`` split by the arm the record would join (``treatment.treatment_timing``:
+    HAIC-TKIs-P when any HAIC cycle is recorded, else TKIs-P; excluded records keep the arm their treatment data
+    give): columns step ('screened', 'excluded', 'analysed'), criterion, label, arm, n. Each record is counted once, under its first failing
+    criterion, so per arm screened = excluded + analysed; summed over the arms it is ``flow_table``."""
+    if screened[arm_col].isna().any():
+        raise ValueError(f"{int(screened[arm_col].isna().sum())} screened record(s) without an arm: the flow by arm "
+                         "would not account for every record")
+    rows = []
+    arms = sorted(screened[arm_col].unique().tolist())
+    for arm in arms:
+        part = screened[screened[arm_col] == arm]
+        rows.append({"step": "screened", "criterion": "", "label": "Records screened", "arm": arm, "n": len(part)})
+        for c in CRITERIA:
+            rows.append({"step": "excluded", "criterion": c.name, "label": c.label, "arm": arm,
+                         "n": int((part["exclusion_reason"] == c.name).sum())})
+        rows.append({"step": "analysed", "criterion": "", "label": "Patients analysed", "arm": arm,
+                     "n": int(part["eligible"].sum())})
+    return pd.DataFrame(rows)

@@ -1,19 +1,25 @@
 """The Quarto manuscript: every number of the article comes from a pipeline run, none is typed by hand.
 
-How numbers get in (Quarto manuscript project, ``_quarto.yml`` at the project root), one module per step:
+How numbers get in (the Quarto manuscript project is the folder ``manuscript/``, its ``_quarto.yml`` there; the
+whole flow is drawn in docs/architecture.md, "The manuscript"), one module per step:
 
 - ``variables``: ``build_variables(out)`` reads ``<out>/results.json`` (one section per notebook) and
   ``<out>/run_manifest.json`` (params actually used, versions, commit, seed, input checksums) and returns nested,
   *formatted* strings (``text``: counts, percentages, estimates with CIs, P values, medians, dates in words);
-  Methods prose pieces are generated from the params.
-- ``generated``: ``prepare(out, root)`` writes them to ``<root>/_variables.yml`` (read by Quarto's
-  ``{{< var key >}}`` shortcode) and copies the run's executed notebooks, figures (PNG) and Markdown pipe tables
-  into ``manuscript/_generated/`` (git-ignored).
+  Methods prose pieces are generated from the params. Every ``variables_<topic>.py`` module of this package adds
+  its own block (``values.topic_modules``: the registry a new analysis plugs into without editing this package).
+- ``values``: ``Reader`` and ``collect``, shared by the variables modules, and the registry.
+- ``generated``: ``prepare(out, root)`` writes them to ``manuscript/_variables.yml`` (read by Quarto's
+  ``{{< var key >}}`` shortcode) and copies the run's executed notebooks, figures (PNG), Markdown pipe tables and
+  environment files into ``manuscript/_generated/`` (git-ignored); paths written are relative to the project.
 - ``checks``: ``check_references(root)`` lists every shortcode, include, embed, image, cross-reference label and
-  citation key that does not resolve, every variable value that is not formatted for reading, and every number
-  typed by hand in the article's prose (``hand_typed_numbers``). The tests use it; so can authors before rendering.
-- ``quarto``: ``render(root, out)`` runs ``quarto render`` when Quarto is on the PATH and copies ``_manuscript/``
-  into ``<out>/manuscript/``; otherwise it says what was prepared and how to render.
+  citation that does not resolve, every variable value not formatted for reading, every number typed by hand in
+  the prose (``hand_typed_numbers``) and every fig-/tbl- labelled notebook cell without exactly one output; it
+  follows the includes. The tests use it; so can authors before rendering.
+- ``quarto``: ``render(root, out)`` runs ``quarto render manuscript`` when Quarto is on the PATH, checks the four
+  files and Quarto's warnings, and copies ``manuscript/_manuscript/`` into ``<out>/manuscript/``; otherwise it
+  says what was prepared and how to render.
+- ``polish``: journal-sized tables in the Word file, fixed timestamps in the Word file and the MECA bundle.
 - ``layout``: where these files are, relative to the project root.
 
 :func:`build` runs prepare, check_references and render with a readable report (the ``manuscript`` command and the
@@ -30,7 +36,7 @@ from analysis_utils.reporting.manuscript.checks import (ALLOWED_NUMBER_TERMS, AT
                                                         hand_typed_numbers, resolve_text)
 from analysis_utils.reporting.manuscript.generated import Prepared, prepare
 from analysis_utils.reporting.manuscript.layout import (ARTICLE_DIR, GENERATED_DIR, QUARTO_CONFIG, QUARTO_OUTPUT_DIR,
-                                                        VARIABLES_FILE)
+                                                        QUARTO_PROJECT, VARIABLES_FILE)
 from analysis_utils.reporting.manuscript.quarto import RenderOutcome, render
 from analysis_utils.reporting.manuscript.text import (ci_text, covariate_text, date_text, days_text, est_ci_text,
                                                       fmt_count_pct, fmt_int, fmt_pct, human_list, level_text,
@@ -38,7 +44,7 @@ from analysis_utils.reporting.manuscript.text import (ci_text, covariate_text, d
 from analysis_utils.reporting.manuscript.variables import build_variables, variables_report
 
 __all__ = ["ALLOWED_NUMBER_TERMS", "ARTICLE_DIR", "AT_RE", "BIB_KEY_RE", "BUILTIN_XREF", "CHECKLIST_FILES",
-           "GENERATED_DIR", "Prepared", "QUARTO_CONFIG", "QUARTO_OUTPUT_DIR", "RenderOutcome", "SHORTCODE_RE",
+           "GENERATED_DIR", "Prepared", "QUARTO_CONFIG", "QUARTO_OUTPUT_DIR", "QUARTO_PROJECT", "RenderOutcome", "SHORTCODE_RE",
            "VARIABLES_FILE", "build", "build_variables", "check_references", "ci_text", "covariate_text", "date_text",
            "days_text", "est_ci_text", "fmt_count_pct", "fmt_int", "fmt_pct", "hand_typed_numbers", "human_list",
            "level_text", "median_text", "months_list_text", "p_text", "prepare", "render", "resolve_text",

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from analysis_utils.reporting.manuscript.layout import GENERATED_DIR, QUARTO_CONFIG, VARIABLES_FILE
+from analysis_utils.reporting.manuscript.layout import GENERATED_DIR, QUARTO_CONFIG, QUARTO_PROJECT, VARIABLES_FILE
 
 SHORTCODE_RE = re.compile(r"\{\{<\s*([\w-]+)\s*(.*?)\s*>\}\}", re.S)
 LABEL_DEF_RE = re.compile(r"\{#([A-Za-z][\w-]*)[\s}]")
@@ -101,7 +101,7 @@ def _scan_file(path: Path, root: Path, doc_dir: Path, scan: _Scan, xref_types: t
         if name == "var":
             scan.vars_used.setdefault(arg, []).append(where)
         elif name == "include":
-            target = (root / arg.lstrip("/")) if arg.startswith("/") else path.parent / arg
+            target = (root / QUARTO_PROJECT / arg.lstrip("/")) if arg.startswith("/") else path.parent / arg
             if not target.is_file():
                 scan.problems.append(f"{where}: include {arg} does not exist ({target})")
             elif target.suffix in (".qmd", ".md") and not generated:
@@ -147,6 +147,21 @@ def _scan_file(path: Path, root: Path, doc_dir: Path, scan: _Scan, xref_types: t
             scan.cites.setdefault(key, []).append(where)
 
 
+def _labelled_cell_outputs(path: Path, root: Path) -> list[str]:
+    """A code cell labelled ``fig-...`` or ``tbl-...`` must hold exactly one stored output: Quarto 1.7 fails on
+    more ('Block, list of Blocks, or compatible element expected, got table', quarto-cli #11883)."""
+    where = path.relative_to(root).as_posix() if root in path.parents else path.name
+    problems = []
+    for cell in _notebook_cells(path):
+        label = _cell_label(cell)
+        if cell.get("cell_type") == "code" and label and label.split("-", 1)[0] in FLOAT_XREF:
+            n = len(cell.get("outputs", []))
+            if n != 1:
+                problems.append(f"{where}: cell {label} has {n} outputs; a fig-/tbl- labelled cell must produce "
+                                "exactly one (move prints and extra displays to an unlabelled cell)")
+    return problems
+
+
 def _as_list(x: Any) -> list[str]:
     return [] if x is None else [x] if isinstance(x, str) else [str(v) for v in x]
 
@@ -160,27 +175,32 @@ def check_references(root: str | Path) -> list[str]:
     cross-references to undefined labels; figures and tables never cross-referenced; citation keys not in the
     bibliography; numbers typed by hand in the prose (``hand_typed_numbers``). An empty list means it resolves."""
     root = Path(root)
+    proj = root / QUARTO_PROJECT
     problems: list[str] = []
     cfg_path = root / QUARTO_CONFIG
     if not cfg_path.is_file():
         return [f"{cfg_path} does not exist"]
     cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
     ms = cfg.get("manuscript", {}) or {}
-    article = root / str(ms.get("article", "index.qmd"))
+    article = proj / str(ms.get("article", "index.qmd"))
     if not article.is_file():
         return [f"{QUARTO_CONFIG}: article {article} does not exist"]
+    listed: set[str] = set()
     for nb in ms.get("notebooks", []) or []:
         nb_path = nb["notebook"] if isinstance(nb, dict) else nb
-        if not (root / nb_path).is_file():
+        listed.add(Path(nb_path).name)
+        if not (proj / nb_path).is_file():
             problems.append(f"{QUARTO_CONFIG}: notebook {nb_path} does not exist (run prepare after a pipeline run)")
-    listed = {Path(nb["notebook"] if isinstance(nb, dict) else nb).name for nb in ms.get("notebooks", []) or []}
+        else:
+            problems += _labelled_cell_outputs(proj / nb_path, root)
     for nb in sorted((root / GENERATED_DIR / "notebooks").glob("*.ipynb")):
         if nb.name not in listed:
-            problems.append(f"{QUARTO_CONFIG}: executed notebook {nb.name} is not listed under manuscript.notebooks")
+            problems.append(f"{QUARTO_CONFIG}: executed notebook {nb.name} is not listed under manuscript.notebooks "
+                            f"(add '- notebook: _generated/notebooks/{nb.name}' with its title)")
     front, _ = _front_matter(article.read_text(encoding="utf-8"))
     meta = {**cfg, **front}
     bib_keys: set[str] = set()
-    bibs = [(root, b) for b in _as_list(cfg.get("bibliography"))] + \
+    bibs = [(proj, b) for b in _as_list(cfg.get("bibliography"))] + \
            [(article.parent, b) for b in _as_list(front.get("bibliography"))]
     if not bibs:
         problems.append("no bibliography declared")
@@ -189,7 +209,7 @@ def check_references(root: str | Path) -> list[str]:
             problems.append(f"bibliography {b} does not exist")
         else:
             bib_keys |= set(BIB_KEY_RE.findall((base / b).read_text(encoding="utf-8")))
-    for base, c in [(root, cfg.get("csl")), (article.parent, front.get("csl"))]:
+    for base, c in [(proj, cfg.get("csl")), (article.parent, front.get("csl"))]:
         if c and not (base / c).is_file():
             problems.append(f"CSL style {c} does not exist")
     custom = tuple(str(c.get("ref-type") or c.get("key")) for c in (cfg.get("crossref", {}) or {}).get("custom", [])
@@ -280,19 +300,30 @@ def _strip_keep_lines(text: str) -> str:
     return text
 
 
-def resolve_text(root: str | Path, path: str | Path | None = None) -> str:
+def resolve_text(root: str | Path, path: str | Path | None = None, includes: bool = False) -> str:
     """The article (or ``path``) with every ``{{< var >}}`` replaced by its value from ``_variables.yml``: what a
-    reader sees, for tests and proof-reading without Quarto. Unknown keys are left as they are."""
+    reader sees, for tests and proof-reading without Quarto. With ``includes`` the hand-written include files
+    (``_supplement.qmd``, ``_<topic>.qmd``) are inlined, resolved the same way; generated includes stay as
+    shortcodes. Unknown keys are left as they are."""
     root = Path(root)
     cfg = yaml.safe_load((root / QUARTO_CONFIG).read_text(encoding="utf-8")) or {}
-    target = Path(path) if path else root / str((cfg.get("manuscript") or {}).get("article", "index.qmd"))
+    target = Path(path) if path else root / QUARTO_PROJECT / str((cfg.get("manuscript") or {}).get("article",
+                                                                                                    "index.qmd"))
     variables = yaml.safe_load((root / VARIABLES_FILE).read_text(encoding="utf-8")) or {}
 
-    def sub(m: re.Match[str]) -> str:
-        if m.group(1) != "var":
+    def resolve(file: Path, seen: tuple[Path, ...]) -> str:
+        def sub(m: re.Match[str]) -> str:
+            arg = m.group(2).split()[0] if m.group(2).split() else ""
+            if m.group(1) == "var":
+                try:
+                    return str(_lookup(variables, arg))
+                except KeyError:
+                    return m.group(0)
+            if m.group(1) == "include" and includes:
+                inc = (root / QUARTO_PROJECT / arg.lstrip("/")) if arg.startswith("/") else file.parent / arg
+                if inc.suffix in (".qmd", ".md") and inc.is_file() and inc not in seen and \
+                        (root / GENERATED_DIR) not in inc.parents:
+                    return resolve(inc, (*seen, inc))
             return m.group(0)
-        try:
-            return str(_lookup(variables, m.group(2).split()[0]))
-        except KeyError:
-            return m.group(0)
-    return SHORTCODE_RE.sub(sub, target.read_text(encoding="utf-8"))
+        return SHORTCODE_RE.sub(sub, file.read_text(encoding="utf-8"))
+    return resolve(target, (target,))

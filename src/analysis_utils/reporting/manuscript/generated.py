@@ -1,13 +1,16 @@
 """Point the manuscript project at one run: ``_variables.yml`` and ``manuscript/_generated/``.
 
-``prepare(out, root)`` writes the variables to ``<root>/_variables.yml``, which Quarto reads for the
+``prepare(out, root)`` writes the variables to ``manuscript/_variables.yml``, which Quarto reads for the
 ``{{< var key >}}`` shortcode (quarto.org/docs/authoring/variables.html: the file sits beside ``_quarto.yml``), and
-copies the run's executed notebooks, figures (PNG) and Markdown pipe tables into ``manuscript/_generated/``
-(git-ignored; files starting with ``_`` are not rendered by Quarto on their own). Tables are included as pipe
+copies the run's executed notebooks, figures (PNG) and Markdown pipe tables, and the environment files the MECA
+bundle lists, into ``manuscript/_generated/`` (git-ignored; files starting with ``_`` are not rendered by Quarto on
+their own). Nothing written names a folder of this machine: paths are relative to the project root, so two clones
+in different folders prepare byte-identical files. Tables are included as pipe
 tables, not rich HTML (conventions: rich HTML tables are dropped in manuscript projects, quarto-cli #14176).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from analysis_utils.reporting.manuscript.layout import GENERATED_DIR, QUARTO_CON
 from analysis_utils.reporting.manuscript.variables import variables_report
 from analysis_utils.reporting.manuscript.variables_simulation import write_section
 
+ENVIRONMENT_FILES = ("requirements-lock.txt", "environment.yml")  # manuscript.environment in _quarto.yml
 REDACTED_PARAMS = ("pseudonym_key",)  # never published: with it, study IDs could be recomputed from MRNs
 
 
@@ -55,29 +59,52 @@ def _executed_notebooks(out: Path) -> list[Path]:
     return found or sorted(out.glob("[0-9][0-9]_*.ipynb"))
 
 
+def input_digests(sha: dict[str, str]) -> list[tuple[str, int, str]]:
+    """(centre folder, number of files, SHA-256 of its files' checksum lines) from the manifest's ``input_sha256``
+    (path relative to the input folder -> SHA-256). The lines are '<sha256>  <path>\\n' in path order, as
+    ``sha256sum`` prints them, so anyone can recompute the digest from the files."""
+    by_centre: dict[str, list[str]] = {}
+    for path in sorted(sha):
+        by_centre.setdefault(path.split("/", 1)[0] if "/" in path else ".", []).append(f"{sha[path]}  {path}\n")
+    return [(centre, len(lines), hashlib.sha256("".join(lines).encode("utf-8")).hexdigest())
+            for centre, lines in by_centre.items()]
+
+
 def _write_run_files(manifest: dict[str, Any], folder: Path) -> list[str]:
-    """Supplement pieces from the manifest: versions and input checksums as pipe tables, the params as YAML."""
+    """Supplement pieces from the manifest: versions and per-centre input digests as pipe tables, the params as
+    compact YAML (lists on one line, so the listing fits a page)."""
     import pandas as pd
 
     folder.mkdir(parents=True, exist_ok=True)
     versions = manifest.get("versions", {})
     (folder / "versions.md").write_text(tables.to_markdown(pd.DataFrame(
         {"Software": list(versions), "Version": [str(v) for v in versions.values()]})), encoding="utf-8")
-    sha = manifest.get("input_sha256", {})
+    digests = input_digests(manifest.get("input_sha256", {}))
     (folder / "inputs.md").write_text(tables.to_markdown(pd.DataFrame(
-        {"Input file": list(sha), "SHA-256": [f"`{v}`" for v in sha.values()]})), encoding="utf-8")
+        {"Centre": [c for c, _, _ in digests], "Files": [str(n) for _, n, _ in digests],
+         "SHA-256 of the centre's files": [f"`{d}`" for _, _, d in digests]}), align=["l", "c", "l"]),
+        encoding="utf-8")
     params = {k: ("<redacted>" if k in REDACTED_PARAMS else v) for k, v in manifest["params"].items()}
-    text = yaml.safe_dump(params, sort_keys=False, allow_unicode=True, width=100)
+    text = yaml.safe_dump(params, sort_keys=False, allow_unicode=True, width=100, default_flow_style=None)
     (folder / "params.md").write_text(f"```yaml\n{text}```\n", encoding="utf-8")
     return ["run/versions.md", "run/inputs.md", "run/params.md"]
 
 
+def _rel(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it lies below it (the usual case), else as given."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def prepare(out_dir: str | Path, root: str | Path | None = None) -> Prepared:
-    """Make the manuscript project under ``root`` point at one run: write ``<root>/_variables.yml`` and refresh
+    """Make the manuscript project under ``root`` point at one run: write ``<root>/manuscript/_variables.yml`` and refresh
     ``<root>/manuscript/_generated/`` (executed notebooks, figures, Markdown tables, run manifest pieces).
 
     ``root`` defaults to the project root; tests pass a temporary copy of the project tree. The generated folder is
-    emptied first, so nothing from an earlier run survives."""
+    emptied first, so nothing from an earlier run survives. The environment files are copied from ``root`` when
+    present, else from the project root."""
     from analysis_utils.study.project import project_root
 
     out = Path(out_dir)
@@ -87,7 +114,8 @@ def prepare(out_dir: str | Path, root: str | Path | None = None) -> Prepared:
     variables, missing = variables_report(out)
     manifest = json.loads((out / "run_manifest.json").read_text(encoding="utf-8"))
     var_file = root / VARIABLES_FILE
-    header = (f"# Generated by analysis_utils.manuscript.prepare from {out} -- do not edit by hand;\n"
+    header = (f"# Generated by analysis_utils.reporting.manuscript.prepare from {_rel(out, root)} -- do not edit "
+              "by hand;\n"
               f"# re-run the pipeline or `python -m analysis_utils manuscript` instead.\n")
     var_file.write_text(header + yaml.safe_dump(variables, sort_keys=True, allow_unicode=True, width=1000),
                         encoding="utf-8")
@@ -108,6 +136,10 @@ def prepare(out_dir: str | Path, root: str | Path | None = None) -> Prepared:
         copied["tables"].append(f.name)
     copied["tables"] += _write_run_files(manifest, gen / "run")
     copied["tables"] += write_section(out, gen)  # supplement: the simulation (or that none was run)
+    for name in ENVIRONMENT_FILES:
+        src = next((f for f in (root / name, project_root() / name) if f.is_file()), None)
+        if src is not None:
+            _copy(src, gen / "environment" / name)
     return Prepared(var_file, gen, copied["notebooks"], copied["figures"], copied["tables"], missing,
                     _count_values(variables))
 

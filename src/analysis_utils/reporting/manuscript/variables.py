@@ -8,13 +8,13 @@ matching order, CI transform, ...) are generated from the params.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from analysis_utils.reporting import tables
 from analysis_utils.reporting.manuscript import variables_imputation
 from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
+from analysis_utils.reporting.manuscript.values import Reader, collect, topic_modules
 from analysis_utils.reporting.manuscript.variables_simulation import simulation_variables
 from analysis_utils.reporting.manuscript.variables_outcomes import outcomes_variables
 from analysis_utils.reporting.manuscript.text import (ci_text, covariate_text, date_text, days_text, est_ci_text,
@@ -44,30 +44,8 @@ SOFTWARE = (("numpy", "NumPy"), ("pandas", "pandas"), ("scipy", "SciPy"), ("stat
 
 
 # --------------------------------------------------------------------------------------------------- variables
-@dataclass
-class _Reader:
-    """Reads one results section; a missing key raises KeyError('<section>.<key>'), which ``_collect`` records."""
-    section: str
-    values: dict[str, Any]
-
-    def __call__(self, key: str) -> Any:
-        if key not in self.values:
-            raise KeyError(f"{self.section}.{key}")
-        return self.values[key]
-
-
-def _collect(out: dict[str, Any], name: str, make: Callable[[], Any], missing: list[str]) -> None:
-    """Set ``out[name] = make()``, or record which results key was missing (the variable is then left out)."""
-    try:
-        value = make()
-    except KeyError as exc:
-        missing.append(f"{name}: results key {exc.args[0]} not found")
-        return
-    except (TypeError, ValueError) as exc:
-        missing.append(f"{name}: {exc}")
-        return
-    if value is not None:
-        out[name] = value
+_Reader = Reader  # the names this module has always used; topic modules import Reader and collect from values
+_collect = collect
 
 
 def _run_variables(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +216,8 @@ def build_variables(out_dir: str | Path) -> dict[str, Any]:
     """Nested, formatted strings for ``_variables.yml`` from ``<out>/results.json`` and ``<out>/run_manifest.json``.
 
     Top-level keys: run (manifest), methods (params prose), cohort (cleaning), matching, survival, response,
-    safety. A section whose results are absent is left out, and so is any variable whose results key is missing;
+    safety, and one per topic module ``variables_<topic>.py`` (``values.topic_modules``: its ``VARIABLES_KEY``,
+    built from its ``RESULTS_SECTION`` of results.json). A section whose results are absent is left out, and so is any variable whose results key is missing;
     ``variables_report`` says which (``check_references`` then reports the unresolved ``{{< var >}}``)."""
     return variables_report(out_dir)[0]
 
@@ -267,6 +246,9 @@ def variables_report(out_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
         "safety": ("safety", lambda r: _safety_variables(r, missing, _alpha(params))),
         "outcomes": ("progression", lambda r: outcomes_variables(results, params, missing)),
     }
+    for topic in topic_modules():  # reporting/manuscript/variables_<topic>.py (values.topic_modules)
+        if topic.VARIABLES_KEY not in builders:
+            builders[topic.VARIABLES_KEY] = (topic.RESULTS_SECTION, lambda r, t=topic: t.variables(r, params, missing))
     for name, (section, build) in builders.items():
         if section not in results:
             missing.append(f"{name}: results.json has no '{section}' section")
@@ -385,7 +367,7 @@ def _endpoint_variables(r: _Reader, ep: str, label: str, params: dict[str, Any],
         r(f"{ep}_hr_{MAIN_COHORT}_lower"), r(f"{ep}_hr_{MAIN_COHORT}_upper"),
         f"was associated with longer {label}", f"was associated with shorter {label}",
         f"was not clearly associated with {label}"), missing)
-    for model, name in (("unadj", "hr_unadj"), ("adj", "hr_adj"), ("iptw", "hr_iptw"),
+    for model, name in (("unadj", "hr_unadj"), ("adj", "hr_adj"), ("iptw", "hr_iptw"), ("overlap", "hr_overlap"),
                         ("matched_strat", "hr_matched_strat"), ("landmark", "hr_landmark")):
         _collect(out, name, lambda m=model: _hr_text(r, f"{ep}_hr_{m}", level), missing)
     _collect(out, "ph_p", lambda: p_text(r(f"{ep}_ph_p_arm{c}")), missing)

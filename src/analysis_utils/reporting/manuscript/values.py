@@ -1,0 +1,79 @@
+"""What every variables module of the manuscript shares: reading a results section, collecting a value or recording
+why it is missing, and the registry of topic modules.
+
+A new analysis adds its numbers to the article with one module, ``reporting/manuscript/variables_<topic>.py``
+(docs/architecture.md, "The manuscript"), defining
+
+    VARIABLES_KEY = "target_trial"     # top-level key of _variables.yml: the text quotes {{< var target_trial.hr >}}
+    RESULTS_SECTION = "target_trial"   # the notebook's section of results.json
+
+    def variables(r: Reader, params: dict, missing: list[str]) -> dict:
+        out = {}
+        collect(out, "hr", lambda: est_ci_text(r("hr"), r("hr_lower"), r("hr_upper")), missing)
+        return out
+
+``topic_modules()`` finds every such module by its file name, so no other file changes: ``build_variables``
+calls ``variables`` with a ``Reader`` of ``results[RESULTS_SECTION]`` and the params of the run, and writes the
+returned (nested) strings under ``VARIABLES_KEY``. A module that defines one of the two names but not the rest is an
+error, not skipped; a module that defines neither (e.g. ``variables_simulation``, which reads its own output
+folder) is registered by hand in ``variables.variables_report``.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+TOPIC_PREFIX = "variables_"
+TOPIC_API = ("VARIABLES_KEY", "RESULTS_SECTION", "variables")
+TOPIC_MARKERS = ("VARIABLES_KEY", "RESULTS_SECTION")  # a module with one of these means to follow the interface
+
+
+@dataclass
+class Reader:
+    """Reads one results section; a missing key raises KeyError('<section>.<key>'), which ``collect`` records."""
+    section: str
+    values: dict[str, Any]
+
+    def __call__(self, key: str) -> Any:
+        if key not in self.values:
+            raise KeyError(f"{self.section}.{key}")
+        return self.values[key]
+
+
+def collect(out: dict[str, Any], name: str, make: Callable[[], Any], missing: list[str]) -> None:
+    """Set ``out[name] = make()``, or record which results key was missing (the variable is then left out)."""
+    try:
+        value = make()
+    except KeyError as exc:
+        missing.append(f"{name}: results key {exc.args[0]} not found")
+        return
+    except (TypeError, ValueError) as exc:
+        missing.append(f"{name}: {exc}")
+        return
+    if value is not None:
+        out[name] = value
+
+
+def topic_modules() -> list[ModuleType]:
+    """Every ``reporting/manuscript/variables_<topic>.py`` defining ``VARIABLES_KEY``, ``RESULTS_SECTION`` and
+    ``variables``, in name order. A module defining neither constant is left to an explicit entry in
+    ``variables.variables_report``; one that defines a constant but not all three names raises TypeError naming what
+    it lacks (a misspelt module would otherwise vanish from the article)."""
+    package = __name__.rpartition(".")[0]
+    found = []
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
+        if not info.name.startswith(TOPIC_PREFIX):
+            continue
+        module = importlib.import_module(f"{package}.{info.name}")
+        lacking = [a for a in TOPIC_API if not hasattr(module, a)]
+        if not any(hasattr(module, m) for m in TOPIC_MARKERS):
+            continue
+        if lacking:
+            raise TypeError(f"{module.__name__}: a manuscript variables module must define {', '.join(TOPIC_API)}; "
+                            f"it lacks {', '.join(lacking)} (see analysis_utils.reporting.manuscript.values)")
+        found.append(module)
+    return found
