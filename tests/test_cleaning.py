@@ -144,6 +144,17 @@ def test_written_tables_and_results_summary(cohort, tmp_path):
     assert overview["n"].to_dict() == {"HAIC-TKIs-P": 1, "TKIs-P": 6} and overview["os_events"].sum() == 2
 
 
+def test_study_id_known_answer():
+    """Known-answer test of the pseudonym: 'S' + the first 10 hex digits (upper case) of HMAC-SHA256(key,
+    'centre|mrn'). Expected values computed outside Python with
+    ``printf '%s' 'C03|0012345' | openssl dgst -sha256 -hmac 'test-key-for-known-answer'`` (-> ed0c3958e0...) and
+    ``printf '%s' 'C11|MRN-88' | openssl dgst -sha256 -hmac 'another key, 含中文'`` (-> aacb18550d...)."""
+    ids = study_id(pd.Series(["C03"]), pd.Series(["0012345"]), "test-key-for-known-answer")
+    assert ids.iloc[0] == "SED0C3958E0"
+    ids = study_id(pd.Series(["C11"]), pd.Series(["MRN-88"]), "another key, 含中文")
+    assert ids.iloc[0] == "SAACB18550D"
+
+
 def test_study_ids_are_stable_and_keyed():
     a = study_id(pd.Series(["C01"]), pd.Series(["A1"]), "k1").iloc[0]
     assert a == study_id(pd.Series(["C01"]), pd.Series(["A1"]), "k1").iloc[0]
