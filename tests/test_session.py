@@ -269,3 +269,21 @@ def test_ci_installs_chromium_for_the_browser_test():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "apt-get install" in ci and "chromium" in ci
     assert (ROOT / "tests" / "test_browser.py").is_file()
+
+
+def test_consecutive_stream_outputs_are_merged_for_identical_executed_copies(tmp_path):
+    """Two prints of a cell arrive as one or two stream messages depending on timing (06_response once differed
+    between two identical runs): the executed copy stores them as one."""
+    cell = nbformat.v4.new_code_cell("print(1)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="a\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="b\n"),
+                    nbformat.v4.new_output("display_data", data={"text/plain": "x"}),
+                    nbformat.v4.new_output("stream", name="stdout", text="c\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="w\n")]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    pipeline.strip_volatile_metadata(path)
+    outs = nbformat.read(path, as_version=4).cells[0].outputs
+    assert [(o.output_type, o.get("name"), o.get("text")) for o in outs] == [
+        ("stream", "stdout", "a\nb\n"), ("display_data", None, None), ("stream", "stdout", "c\n"),
+        ("stream", "stderr", "w\n")]

@@ -183,8 +183,23 @@ def notebook_parameters(nb_path: Path, params: dict[str, Any], out: Path, params
     return values
 
 
+def merge_consecutive_streams(outputs: list[Any]) -> list[Any]:
+    """One stream output where the kernel sent several in a row to the same stream: how a cell's prints are cut
+    into messages depends on timing, so identical runs would otherwise store different outputs."""
+    merged: list[Any] = []
+    for out in outputs:
+        prev = merged[-1] if merged else None
+        if (out.get("output_type") == "stream" and prev is not None and prev.get("output_type") == "stream"
+                and prev.get("name") == out.get("name")):
+            prev["text"] += out["text"]
+        else:
+            merged.append(out)
+    return merged
+
+
 def strip_volatile_metadata(path: Path) -> None:
-    """Remove papermill's timestamps and durations so identical runs give identical notebooks."""
+    """Remove papermill's timestamps and durations and merge consecutive stream outputs, so identical runs give
+    identical notebooks."""
     nb = nbformat.read(path, as_version=4)
     nb.metadata.get("papermill", {}).pop("start_time", None)
     nb.metadata.get("papermill", {}).pop("end_time", None)
@@ -197,6 +212,8 @@ def strip_volatile_metadata(path: Path) -> None:
             for k in ("start_time", "end_time", "duration"):
                 pm.pop(k, None)
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = merge_consecutive_streams(cell.outputs)
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell.id = "injected-parameters"  # papermill gives this cell a random id
     nbformat.write(nb, path)
