@@ -103,3 +103,20 @@ def small_run(tmp_path_factory):
     result = pipeline.run_notebooks(params, log=lambda m: None)
     assert result.ok, result.message
     return Path(result.output_dir)
+
+
+def notebook_project(proj: Path) -> Path:
+    """A copy of the notebooks and params in ``proj`` (no src/: the installed package is used) with the small
+    synthetic cohort generated where the notebooks' default parameters look for their input, as a researcher who
+    opens the notebooks in JupyterLab has it; the real outputs/ is not touched."""
+    import shutil
+
+    from analysis_utils.runner import pipeline
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copytree(root / "notebooks", proj / "notebooks")
+    shutil.copytree(root / "params", proj / "params")
+    small = pipeline.load_params(root / "params" / "small.yaml")
+    small["input_dir"] = "data/synthetic/default/raw"  # where the notebooks' default parameters look
+    pipeline.generate_input(small, proj, progress=lambda m: None)
+    return proj

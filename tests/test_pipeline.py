@@ -1,6 +1,5 @@
 """The runner: params files, notebook parameters, and an end-to-end run on a hand-built export
 (deterministic outputs, no identifier in any output file, raw files untouched)."""
-import ast
 import hashlib
 import json
 from pathlib import Path
@@ -10,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis_utils.runner import pipeline
+from analysis_utils.runner import parameters, pipeline
 from conftest import patient_tables, write_center
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,20 +17,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _parameters_cell(nb_path: Path) -> dict:
     nb = nbformat.read(nb_path, as_version=4)
-    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1, f"{nb_path.name}: exactly one cell tagged 'parameters'"
-    values = {}
-    for node in ast.parse(cells[0].source).body:
-        assert isinstance(node, ast.Assign), f"{nb_path.name}: parameters cell holds only assignments"
-        values[node.targets[0].id] = ast.literal_eval(node.value)
-    return values
+    return parameters.declared(parameters.parameters_cell(nb, nb_path.name).source, nb_path.name)
 
 
 @pytest.mark.parametrize("nb", pipeline.notebooks(ROOT), ids=lambda p: p.name)
 def test_parameters_cell_mirrors_default_params(nb):
+    """The cell is exactly its rendering from params/default.yaml (one setting per line, the YAML's comments), and
+    its values equal the file's."""
+    current, rendered = parameters.expected_source(nb, ROOT / "params" / "default.yaml")
+    assert current == rendered, (f"{nb.name}: the parameters cell differs from params/default.yaml; regenerate it with "
+                                 "`python -m analysis_utils.runner.parameters`")
     default = pipeline.load_params(ROOT / "params" / "default.yaml")
     for name, value in _parameters_cell(nb).items():
-        if name == "output_dir":
+        if name in parameters.RUNNER_SET:
             assert value is None
             continue
         assert name in default, f"{nb.name}: parameter '{name}' is not in params/default.yaml"

@@ -57,3 +57,25 @@ def update_section(output_dir: str | Path, section: str, values: dict[str, Any])
     """Add ``values`` to one section of ``results.json`` (keys already there are replaced, others kept): for a
     notebook's later cells (e.g. its multiple-imputation analyses) that add to the section its main cells wrote."""
     return write_section(output_dir, section, {**load_results(output_dir).get(section, {}), **values})
+def _shown(value: Any) -> str:
+    """One results value as a reader sees it: floats to 4 significant digits, None as an em dash, lists joined."""
+    value = _plain(value)
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_shown(v)}" for k, v in value.items())
+    return str(value)
+
+
+def summary_table(values: dict[str, Any], keys: Any = None, exclude: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A results section (or part of it: ``keys``, minus ``exclude``) as a two-column table for the notebook's last
+    cell: ``result`` (the results.json key) and ``value`` (as read, see :func:`_shown`); results.json keeps the
+    full precision."""
+    names = [k for k in (values if keys is None else keys) if k not in exclude]
+    return pd.DataFrame({"value": [_shown(values[k]) for k in names]}, index=pd.Index(names, name="result"))

@@ -8,6 +8,12 @@ file may name a ``base:`` params file whose values it overrides (deep merge), wh
 
 Outputs are deterministic: papermill's timestamps are removed from the executed notebooks and the manifest holds no
 clock time, so two runs with the same params, code and inputs give identical files.
+
+Secrets (``project.SECRET_PARAMS``: the pseudonymisation key) are never injected into a notebook: the kernel receives
+the key through its environment (``HCC_PSEUDONYM_KEY``), and the manifest shows ``<redacted>`` in its place. The
+manifest is written when the run starts (``status: running``) and again when it ends (``complete`` or ``failed``),
+so a folder the runner made is always recognised as one; notebooks run by hand add themselves to it
+(``interactive_runs``, see ``runner/session.py``).
 """
 from __future__ import annotations
 
@@ -20,14 +26,17 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import nbformat
 
-from analysis_utils.study.project import (PSEUDONYM_ENV, ParamsError, load_params, notebooks, output_dir,
-                                           project_root, pseudonym_key, resolve)
+from analysis_utils.study.project import (PSEUDONYM_ENV, SECRET_PARAMS, ParamsError, load_params, notebooks,
+                                           output_dir, project_root, pseudonym_key, redact_secrets, resolve)
+
+RUNNER_ENV = "HCC_RUNNER"  # set to "1" in the kernels the runner starts: a notebook knows it is not run by hand
 
 KEY_PACKAGES = ("analysis_utils", "numpy", "pandas", "scipy", "statsmodels", "scikit-learn", "lifelines",
                 "scikit-survival", "matplotlib", "seaborn", "tableone", "pandera", "pyarrow", "papermill", "nbclient",
@@ -99,18 +108,52 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def write_manifest(params: dict[str, Any], params_path: Path, out: Path, root: Path, executed: list[str]) -> Path:
-    """``run_manifest.json``: commit, params, package versions, seed, SHA-256 of every input file, notebooks run."""
+MANIFEST_FILE = "run_manifest.json"
+
+
+def write_manifest(params: dict[str, Any], params_path: Path, out: Path, root: Path, executed: list[str],
+                   status: str = "complete", failed: str | None = None) -> Path:
+    """``run_manifest.json``: commit, params (secrets redacted), package versions, seed, SHA-256 of every input file,
+    notebooks run, and the run's ``status`` (``running``, ``complete`` or ``failed`` with the ``failed_notebook``)."""
     input_dir = resolve(params["input_dir"], root)
     manifest = {
-        "run_name": params["run_name"], "params_file": _rel(params_path, root), "params": params,
+        "run_name": params["run_name"], "params_file": _rel(params_path, root), "params": redact_secrets(params),
         "seed": params["seed"], "git": git_state(root), "versions": package_versions(),
         "input_dir": _rel(input_dir, root), "input_sha256": input_checksums(input_dir), "notebooks": executed,
-        "pseudonym_key_source": "environment" if os.environ.get(PSEUDONYM_ENV) else "params",
+        "pseudonym_key_source": "environment" if os.environ.get(PSEUDONYM_ENV) else "params", "status": status,
     }
-    path = out / "run_manifest.json"
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    if failed:
+        manifest["failed_notebook"] = failed
+    return save_manifest(out, manifest)
+
+
+def save_manifest(out: Path, manifest: dict[str, Any]) -> Path:
+    """Write ``<out>/run_manifest.json`` atomically (a reader never sees half a file)."""
+    path = out / MANIFEST_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
     return path
+
+
+@contextmanager
+def kernel_environment(params: dict[str, Any]) -> Iterator[None]:
+    """Environment of the kernels started inside the block: ``HCC_RUNNER=1``, and the pseudonymisation key in
+    ``HCC_PSEUDONYM_KEY`` (the params' key when the variable is unset), so the key reaches the cleaning step
+    without being written into the executed notebook. The previous environment is restored afterwards."""
+    saved = {k: os.environ.get(k) for k in (RUNNER_ENV, PSEUDONYM_ENV)}
+    os.environ[RUNNER_ENV] = "1"
+    key = pseudonym_key(params)
+    if key:
+        os.environ[PSEUDONYM_ENV] = key
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _rel(p: Path, root: Path) -> str:
@@ -123,7 +166,8 @@ def _rel(p: Path, root: Path) -> str:
 # --------------------------------------------------------------------------------------------------- notebooks
 def notebook_parameters(nb_path: Path, params: dict[str, Any], out: Path, params_path: Path,
                         root: Path | None = None) -> dict[str, Any]:
-    """Values for the names declared in the notebook's ``parameters`` cell, taken from the params file.
+    """Values for the names declared in the notebook's ``parameters`` cell, taken from the params file (secrets
+    excepted).
 
     ``output_dir`` and ``params_file`` are injected relative to the project root ``root`` (the kernel's working
     directory, see ``run_notebooks``) when they lie below it, so that the executed notebooks name no folder of this
@@ -134,6 +178,8 @@ def notebook_parameters(nb_path: Path, params: dict[str, Any], out: Path, params
     declared = papermill.inspect_notebook(str(nb_path))
     values: dict[str, Any] = {}
     for name in declared:
+        if name in SECRET_PARAMS:
+            continue  # secrets reach the kernel through its environment (kernel_environment), never the notebook
         if name == "output_dir":
             values[name] = _rel(out, root)
         elif name == "params_file":
@@ -143,8 +189,23 @@ def notebook_parameters(nb_path: Path, params: dict[str, Any], out: Path, params
     return values
 
 
+def merge_consecutive_streams(outputs: list[Any]) -> list[Any]:
+    """One stream output where the kernel sent several in a row to the same stream: how a cell's prints are cut
+    into messages depends on timing, so identical runs would otherwise store different outputs."""
+    merged: list[Any] = []
+    for out in outputs:
+        prev = merged[-1] if merged else None
+        if (out.get("output_type") == "stream" and prev is not None and prev.get("output_type") == "stream"
+                and prev.get("name") == out.get("name")):
+            prev["text"] += out["text"]
+        else:
+            merged.append(out)
+    return merged
+
+
 def strip_volatile_metadata(path: Path) -> None:
-    """Remove papermill's timestamps and durations so identical runs give identical notebooks."""
+    """Remove papermill's timestamps and durations and merge consecutive stream outputs, so identical runs give
+    identical notebooks."""
     nb = nbformat.read(path, as_version=4)
     nb.metadata.get("papermill", {}).pop("start_time", None)
     nb.metadata.get("papermill", {}).pop("end_time", None)
@@ -157,6 +218,8 @@ def strip_volatile_metadata(path: Path) -> None:
             for k in ("start_time", "end_time", "duration"):
                 pm.pop(k, None)
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = merge_consecutive_streams(cell.outputs)
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell.id = "injected-parameters"  # papermill gives this cell a random id
     nbformat.write(nb, path)
@@ -213,6 +276,7 @@ def run_notebooks(params_path: Path, *, generate: bool = True, progress_bar: boo
     out.mkdir(parents=True)
     mark_run(out, "running", "the run has not finished (or was interrupted)")
     executed: list[str] = []
+    write_manifest(params, Path(params_path), out, root, executed, status="running")
     nbs = notebooks(root)
     for i, nb in enumerate(nbs, 1):
         target = out / "notebooks" / nb.name
@@ -221,15 +285,17 @@ def run_notebooks(params_path: Path, *, generate: bool = True, progress_bar: boo
         t1 = time.perf_counter()
         try:
             # the kernel runs in the project root, against which the injected output_dir is relative
-            papermill.execute_notebook(str(nb), str(target),
-                                       parameters=notebook_parameters(nb, params, out, params_path, root),
-                                       kernel_name="python3", cwd=str(root), progress_bar=progress_bar,
-                                       log_output=False, request_save_on_cell_execute=False)
+            with kernel_environment(params):
+                papermill.execute_notebook(str(nb), str(target),
+                                           parameters=notebook_parameters(nb, params, out, params_path, root),
+                                           kernel_name="python3", cwd=str(root), progress_bar=progress_bar,
+                                           log_output=False, request_save_on_cell_execute=False)
         except PapermillExecutionError as err:
             msg = (f"notebook {nb.relative_to(root)} failed in cell {err.cell_index} (execution count "
                    f"{err.exec_count}): {err.ename}: {err.evalue}. Executed copy: {target}")
             say("FAILED: " + msg)
             mark_run(out, "failed", msg)
+            write_manifest(params, Path(params_path), out, root, executed, status="failed", failed=nb.name)
             return RunResult(str(params_path), name, False, str(out), msg, time.perf_counter() - t0)
         strip_volatile_metadata(target)
         executed.append(nb.name)

@@ -3,10 +3,12 @@ target-trial emulation (the ``target_trial:`` section). Rules: docs/methods/elig
 docs/methods/target-trial.md."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pandas as pd
+
+from analysis_utils.study.project import REDACTED, SECRET_PARAMS
 
 
 @dataclass
@@ -16,7 +18,9 @@ class CleaningConfig:
     ``haic_window_days`` only defines the naive ever-HAIC comparison (HAIC within this many days of time zero);
     the baseline scan is the last within ``baseline_imaging_window_days`` before time zero (or the first within
     ``baseline_imaging_after_days`` after it; 0 = no look into the future); baseline laboratory values are the last
-    within ``baseline_lab_window_days`` before or on time zero."""
+    within ``baseline_lab_window_days`` before or on time zero.
+    ``pseudonym_key`` is a secret (with it, study IDs can be recomputed from record numbers): the repr shows
+    ``<redacted>`` in its place, so displaying or logging a config never writes the key."""
 
     data_cutoff: pd.Timestamp
     pseudonym_key: str
@@ -28,6 +32,13 @@ class CleaningConfig:
     min_sd_days: int = 42
     confirm_min_days: int = 28
     pfs_rules: dict[str, Any] = field(default_factory=dict)  # the ``pfs_rules`` section (study.endpoints.PfsRules)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={REDACTED if f.name in SECRET_PARAMS else repr(getattr(self, f.name))}"
+                          for f in fields(self))
+        return f"{type(self).__name__}({shown})"
+
+    __str__ = __repr__
 
     @classmethod
     def from_params(cls, params: dict[str, Any], key: str) -> "CleaningConfig":

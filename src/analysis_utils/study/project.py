@@ -1,5 +1,6 @@
 """The compendium's folders and params files: where the project root is, how a params file (with its ``base:``)
-is read, where a run's outputs go, which key pseudonymises study IDs.
+is read, where a run's outputs go, which key pseudonymises study IDs (and how secrets are kept out of every output),
+and what a notebook needs before it can run (:func:`require`).
 
 Every layer above (steps, reporting, runner) and every notebook finds its files through these functions, so a
 notebook opened in JupyterLab and the runner agree on paths.
@@ -13,10 +14,21 @@ from typing import Any
 import yaml
 
 PSEUDONYM_ENV = "HCC_PSEUDONYM_KEY"
+# Params that are secrets: never injected into a notebook, displayed, logged or written (manifest, outputs).
+SECRET_PARAMS = ("pseudonym_key",)
+REDACTED = "<redacted>"
 
 
 class ParamsError(Exception):
     """A params file is missing, unreadable or lacks a required key."""
+
+
+class PreconditionError(Exception):
+    """A notebook cannot run yet: a file it reads has not been written. Shown as its one-line message (IPython
+    renders ``_render_traceback_`` instead of a traceback), which names the notebook or command that makes it."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
 
 
 # --------------------------------------------------------------------------------------------------- paths, params
@@ -64,6 +76,15 @@ def pseudonym_key(params: dict[str, Any]) -> str:
     return os.environ.get(PSEUDONYM_ENV) or str(params.get("pseudonym_key", ""))
 
 
+def redact_secrets(value: Any) -> Any:
+    """A copy of ``value`` (params, nested dicts and lists) with every secret param replaced by ``<redacted>``."""
+    if isinstance(value, dict):
+        return {k: (REDACTED if k in SECRET_PARAMS else redact_secrets(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_secrets(v) for v in value]
+    return value
+
+
 def resolve(path: str | Path, root: Path | None = None) -> Path:
     p = Path(path)
     return p if p.is_absolute() else (root or project_root()) / p
@@ -76,3 +97,26 @@ def output_dir(params: dict[str, Any], root: Path | None = None) -> Path:
 def notebooks(root: Path | None = None) -> list[Path]:
     """The analysis notebooks in run order: ``notebooks/NN_*.ipynb`` sorted by name."""
     return sorted((root or project_root()).glob("notebooks/[0-9][0-9]_*.ipynb"))
+
+
+def relative(path: Path, root: Path | None = None) -> str:
+    """``path`` relative to the project root (POSIX), or as given when it lies outside: messages and outputs name
+    files the same way wherever the repository lives."""
+    try:
+        return Path(path).resolve().relative_to((root or project_root()).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def require(out: Path, needs: dict[str, str], notebook: str, root: Path | None = None) -> None:
+    """Check that the files a notebook reads exist before it runs.
+
+    ``needs`` maps a path below the run folder ``out`` (e.g. ``"data/cohort.parquet"``) to the notebook that writes
+    it (e.g. ``"01_cleaning"``). Raises :class:`PreconditionError` naming the first missing file, the notebook to
+    run first and the command that runs everything."""
+    for rel_path, maker in needs.items():
+        if not (Path(out) / rel_path).is_file():
+            folder = relative(Path(out), root)
+            raise PreconditionError(
+                f"{notebook} needs {rel_path} in {folder}/, which {maker} writes: run notebooks/{maker}.ipynb "
+                f"first with the same run_name, or the whole run: python -m analysis_utils run --params <params file>")
