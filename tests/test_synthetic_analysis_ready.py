@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from analysis_utils.study.cleaning import CleaningConfig, clean
-from analysis_utils.study.contract import read_raw_table
+from analysis_utils.study.export_files import read_raw_table
 from analysis_utils.study.identifiers import study_id
 from analysis_utils.synthetic import analysis_ready, generate_cohort, true_values
 from analysis_utils.synthetic.config import ARM_TRIPLE
