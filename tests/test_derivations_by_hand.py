@@ -58,6 +58,9 @@ CASES = {
     # new anticancer therapy (regorafenib, not an agent of the initial combination) from day 90, PD on day 126
     "NTX": ([v(42), v(84), v(126, PD_BOTH)], alive(273),
             combination("NTX") + [therapy("NTX", "regorafenib", "TKI", "2023-05-02")]),  # day 90
+    # a chemotherapy course started on time zero is not a new therapy (only courses starting after T0 are)
+    "NT0": ([v(42), v(84, PD_BOTH)], alive(273),
+            combination("NT0") + [therapy("NT0", "oxaliplatin", "chemotherapy", "2023-02-01")]),
     # death on the cut-off day (day 333) is counted; PD never documented (SD up to 294)
     "DOC": ([v(d) for d in range(42, 295, 42)], dead(333), None),
 }
@@ -144,6 +147,8 @@ def test_new_anticancer_therapy_sensitivity_definition(cohort):
     # no new therapy: the _newtx definition equals the main one
     assert pfs(by_mrn(cohort, "PRG"), "recist", "_newtx") == (84, 1, 0, ep.PFS_EVENT_PD)
     assert pd.isna(by_mrn(cohort, "PRG")["new_therapy_date"])
+    nt0 = by_mrn(cohort, "NT0")
+    assert pd.isna(nt0["new_therapy_date"]) and pfs(nt0, "recist", "_newtx") == (84, 1, 0, ep.PFS_EVENT_PD)
 
 
 def test_new_anticancer_therapy_primary(tmp_path):
