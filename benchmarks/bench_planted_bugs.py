@@ -130,9 +130,9 @@ BUGS: tuple[Bug, ...] = (
 )
 
 
-def make_copy(dest: Path) -> None:
+def make_copy(dest: Path, source: Path = ROOT) -> None:
     for name in COPY:
-        src = ROOT / name
+        src = source / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints"))
         elif src.exists():
@@ -178,10 +178,10 @@ def main() -> int:
     bugs = [b for b in BUGS if not args.only or b.name in args.only]
     results = []
     with tempfile.TemporaryDirectory(prefix="planted_") as tmp:
+        base = Path(tmp) / "baseline"   # one snapshot: edits to the working tree during the run change nothing
+        make_copy(base)
+        check_copy_is_used(base)
         if not args.no_baseline:
-            base = Path(tmp) / "baseline"
-            make_copy(base)
-            check_copy_is_used(base)
             for s in args.sets:
                 status, detail = run_tests(base, TEST_SETS[s])
                 if status != "survived":
@@ -189,7 +189,7 @@ def main() -> int:
             print("unpatched copy: every test set passes", flush=True)
         for i, bug in enumerate(bugs, 1):
             dest = Path(tmp) / bug.name
-            make_copy(dest)
+            make_copy(dest, base)
             plant(dest, bug)
             row = {"bug": bug}
             t = time.perf_counter()
