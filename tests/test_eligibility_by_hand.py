@@ -101,6 +101,14 @@ CASES = {
             "start_after_death_or_cutoff", NONE),
     "SAE": (pt("SAE", systemic=combination("SAE", 333, 335), lesions=scans("SAE", [], baseline=(320, 60, 30))),
             "invalid_follow_up", NONE),
+    # --- age at T0 in completed years (no criterion; < 18 or > 100 is implausible: set to missing and logged)
+    "AGE53": (pt("AGE53", {"birth_date": "1970-02-01"}), None, NONE),   # 53rd birthday on T0 -> 53
+    "AGE52": (pt("AGE52", {"birth_date": "1970-02-02"}), None, NONE),   # birthday the day after T0 -> 52
+    "AGE18": (pt("AGE18", {"birth_date": "2005-02-01"}), None, NONE),   # 18 on T0 -> kept
+    "AGE17": (pt("AGE17", {"birth_date": "2005-02-02"}), None, NONE),   # 17 -> set to missing
+    "AGE100": (pt("AGE100", {"birth_date": "1923-02-01"}), None, NONE),  # 100 on T0 -> kept
+    "AGE101": (pt("AGE101", {"birth_date": "1922-02-01"}), None, NONE),  # 101 -> set to missing
+    "AGELP": (pt("AGELP", {"birth_date": "1972-02-29"}), None, NONE),   # born on 29 February: 50 on 2023-02-01
     # --- time zero and the arm at time zero
     "HBF": (pt("HBF", haic=[day(-12)]), None, NONE),          # HAIC 2023-01-20 before the systemic start
     "HON": (pt("HON", haic=[day(0)]), None, NONE),            # HAIC on the day of the first systemic dose
@@ -227,6 +235,19 @@ def test_haic_before_systemic_start(cohort):
     assert hbf[["haic_offset_systemic_days", "systemic_start_day", "combination_day", "n_haic_cycles"]].tolist() == [
         -12, 12, 14, 1]
     assert hbf["baseline_date"] == pd.Timestamp("2023-01-10") and hbf["age"] == 53
+
+
+AGES = {"AGE53": 53, "AGE52": 52, "AGE18": 18, "AGE17": None, "AGE100": 100, "AGE101": None, "AGELP": 50}
+
+
+def test_age_at_time_zero_in_completed_years(cohort, tables):
+    """Age at T0 = completed years: the birthday itself counts (1970-02-01 -> 53 on 2023-02-01, although
+    19358 days / 365.25 = 52.9993). Implausible ages (< 18, > 100) are set to missing with a located entry."""
+    got = {m: (None if pd.isna(by_mrn(cohort, m)["age"]) else by_mrn(cohort, m)["age"]) for m in AGES}
+    assert got == AGES
+    dq = cohort.quality.to_frame()
+    bad = dq[dq.rule.str.startswith("age at index outside 18-100 years")]
+    assert sorted(bad["row"]) == sorted(_row(tables, "patients", m) for m in ("AGE17", "AGE101"))
 
 
 COMBINATION = {  # mrn: (gap, combination day from T0 or None, T0)
