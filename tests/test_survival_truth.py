@@ -1,7 +1,7 @@
-"""Ground truth over several seeds: the matched OS hazard ratio of notebooks 04-05 recovers the true marginal HR, and
-a 10 % shift of the HAIC arm's OS times would be caught (slow, about a minute).
+"""Ground truth over several seeds: the matched OS hazard ratio and RMST difference of notebooks 04-05 recover the
+true marginal values, and a 10 % shift of the HAIC arm's OS times would be caught (slow, about 1.5 minutes).
 
-What runs. For each of ``SEEDS`` (16 replicates of one mechanism), the generator's fast path
+What runs. For each of ``SEEDS`` (24 replicates of one mechanism), the generator's fast path
 (``synthetic.analysis_ready``: ``simulate_core`` + ``screened_table``, the screened table the cleaning would
 produce, without exports) gives the eligible cohort and, beside it, every person's potential outcomes. The estimator
 under test is the pipeline's, as the notebooks call it: ``steps.matching.run_matching`` with the ``matching:``
@@ -38,10 +38,18 @@ requires it to be at most ``SE_BOUND`` = 0.016 (otherwise the power below is not
 Tolerance ``TOL`` = 0.05 on |mean d|:
 - false alarm (no bias): P(|Z| > 0.05 / 0.016 = 3.1) = 0.2 % at the SE bound (< 0.01 % at 0.013);
 - a 10 % shift (|bias| >= 0.095): detected with probability P(Z > (0.095 - 0.05) / 0.016 = 2.8) >= 99.7 %.
-Observed when written: mean d = -0.021 (SE 0.013); with the shifts -0.12 (x1.1) and +0.085 (x0.9). The seeds are
-fixed, so the outcome is deterministic; ``test_a_10_percent_shift...`` applies both shifts to the same replicates
-(the matching does not depend on the outcome; only the Cox model is refitted) and requires both to fail the check.
-Run time about 1.5 minutes (24 replicates of 3000 records, one process).
+Observed when written: mean d = -0.021 (SE 0.013); with the shifts -0.119 (x1.1) and +0.087 (x0.9).
+
+The RMST difference at tau = 24 months (``survival.rmst_tau_months``; survRM2 on the matched cohort, as notebook 05)
+is checked the same way against the potential outcomes' RMST difference in the matched patients (no PH assumption):
+per-seed SD of its error about 0.41 months, SE of the mean 0.084 (bound ``SE_BOUND_RMST`` = 0.10); the shifts move it
+by +0.57 (x1.1) and -0.66 months (x0.9), so ``DETECTABLE_RMST`` = 0.55 and ``TOL_RMST`` = 0.30 months: false alarm
+P(|Z| > 3.0) = 0.3 %, power P(Z > (0.55 - 0.30) / 0.10 = 2.5) >= 99.4 %. Observed: +0.07 (SE 0.084); shifted
++0.64 and -0.58.
+
+The seeds are fixed, so the outcome is deterministic; ``test_a_10_percent_shift...`` applies both shifts to the same
+replicates (the matching does not depend on the outcome; only the survival analysis is refitted) and requires both
+to fail both checks. Run time about 1.5 minutes (24 replicates of 3000 records, one process).
 """
 from __future__ import annotations
 
@@ -67,6 +75,7 @@ SEEDS = tuple(range(1, 25))
 TOL = 0.05  # on |mean d| (log HR); see the module docstring
 SE_BOUND = 0.016   # the SE of mean d the power statement assumes
 DETECTABLE = 0.095  # |bias of the log HR| that a 10 % shift of the HAIC OS times produces (at least)
+TOL_RMST, SE_BOUND_RMST, DETECTABLE_RMST = 0.30, 0.10, 0.55  # the same for the RMST difference (months)
 SHIFTS = (1.1, 0.9)
 
 
@@ -85,14 +94,22 @@ def _true_log_hr(po: pd.DataFrame) -> float:
     return cox_binary(time, event, arm, np.ones(arm.size))
 
 
-def _log_hr(df: pd.DataFrame, spec: dict, factor: float = 1.0, **kw) -> tuple[float, float]:
-    """(log HR, SE) of HAIC-TKIs-P vs TKIs-P from ``steps.survival.analyse_endpoint``; ``factor`` multiplies the HAIC
-    arm's OS times first (the planted bias)."""
+def _true_rmst_difference(po: pd.DataFrame, tau: float) -> float:
+    """RMST(tau) under HAIC from time zero minus under never HAIC, of these persons (no censoring: potential times)."""
+    months = [np.ceil(po[c].to_numpy(float) * DAYS_PER_MONTH) / DAYS_PER_MONTH
+              for c in ("os_if_haic_months", "os_if_tkis_p_months")]
+    return float(np.minimum(months[0], tau).mean() - np.minimum(months[1], tau).mean())
+
+
+def _estimates(df: pd.DataFrame, spec: dict, factor: float = 1.0, **kw) -> tuple[float, float, float]:
+    """(log HR, its SE, RMST difference) of HAIC-TKIs-P vs TKIs-P from ``steps.survival.analyse_endpoint``;
+    ``factor`` multiplies the HAIC arm's OS times first (the planted bias)."""
     if factor != 1.0:
         haic = df["arm"] == sv.TREATMENT_ARM
         df = df.assign(os_months=df["os_months"].where(~haic, df["os_months"] * factor))
-    hr = sv.analyse_endpoint(df, "os_months", "os_event", spec, **kw)["hr"]
-    return math.log(hr["hr"]), float(hr["se"])
+    res = sv.analyse_endpoint(df, "os_months", "os_event", spec, **kw)
+    rmst = float(res["rmst"].set_index("quantity").loc["RMST difference", "estimate"])
+    return math.log(res["hr"]["hr"]), float(res["hr"]["se"]), rmst
 
 
 def _replicate(seed: int, params: dict) -> dict:
@@ -108,14 +125,20 @@ def _replicate(seed: int, params: dict) -> dict:
     kw = {"cluster_col": "subclass",                # as steps.survival.load_cohorts
           "weights_col": None if (matched["match_weight"] == 1).all() else "match_weight"}
     spec = {**params["survival"], "bootstrap_replicates": 0}
-    est, se = _log_hr(matched, spec, **kw)
-    truth = _true_log_hr(po[cohort["study_id"].isin(matched["study_id"])])
-    crude, _ = _log_hr(cohort, spec)
+    tau = float(spec["rmst_tau_months"])
+    est, se, rmst = _estimates(matched, spec, **kw)
+    in_matched = po[cohort["study_id"].isin(matched["study_id"])]
+    truth, truth_rmst = _true_log_hr(in_matched), _true_rmst_difference(in_matched, tau)
+    crude = _estimates(cohort, spec)[0]
     late = np.isfinite(cohort["haic_offset_days"]) & (cohort["haic_offset_days"] > 0)
-    return {"seed": seed, "n": len(cohort), "n_haic": int((cohort["arm"] == sv.TREATMENT_ARM).sum()),
-            "n_matched": len(matched), "n_late_haic": int(late.sum()), "est": est, "se": se, "truth": truth,
-            "d": est - truth, "crude_d": crude - _true_log_hr(po),
-            **{f"d_x{f:g}": _log_hr(matched, spec, f, **kw)[0] - truth for f in SHIFTS}}
+    out = {"seed": seed, "n": len(cohort), "n_haic": int((cohort["arm"] == sv.TREATMENT_ARM).sum()),
+           "n_matched": len(matched), "n_late_haic": int(late.sum()), "est": est, "se": se, "truth": truth,
+           "d": est - truth, "crude_d": crude - _true_log_hr(po), "rmst_truth": truth_rmst,
+           "rmst_d": rmst - truth_rmst}
+    for f in SHIFTS:
+        shifted = _estimates(matched, spec, f, **kw)
+        out[f"d_x{f:g}"], out[f"rmst_d_x{f:g}"] = shifted[0] - truth, shifted[2] - truth_rmst
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +169,10 @@ def test_matched_os_hr_recovers_the_true_marginal_hr_over_seeds(replicates):
     print(f"\nmean d {mean:+.4f} (SE {se:.4f}), tolerance {TOL}; mean true log HR {r['truth'].mean():.3f}")
     assert se <= SE_BOUND, f"SE of mean d {se:.4f} > {SE_BOUND}: the stated power does not hold"
     assert abs(mean) <= TOL, f"matched log HR off the truth by {mean:+.4f} on average over {len(r)} seeds"
+    mean_rmst, se_rmst = _mean_se(r["rmst_d"])
+    print(f"RMST difference: mean error {mean_rmst:+.3f} months (SE {se_rmst:.3f}), tolerance {TOL_RMST}")
+    assert se_rmst <= SE_BOUND_RMST, f"SE of the mean RMST error {se_rmst:.3f} > {SE_BOUND_RMST}"
+    assert abs(mean_rmst) <= TOL_RMST, f"matched RMST difference off the truth by {mean_rmst:+.3f} months"
     # non-collapsibility: the marginal truth lies between the conditional log HR (generator) and 0
     assert (math.log(resolve_config(CONFIG)["true_hr_os"]) < r["truth"]).all() and (r["truth"] < 0).all()
 
@@ -161,6 +188,12 @@ def test_a_10_percent_shift_of_the_haic_os_times_is_detected(replicates, factor)
     # ... and moves the log HR by at least the bias the power statement assumes, in the direction of the shift
     moved, _ = _mean_se(r[f"d_x{factor:g}"] - r["d"])
     assert -math.copysign(1, math.log(factor)) * moved >= DETECTABLE, moved
+    # the RMST difference: longer HAIC times -> larger difference
+    shifted_rmst, _ = _mean_se(r[f"rmst_d_x{factor:g}"])
+    print(f"x{factor:g}: mean RMST error {shifted_rmst:+.3f} months, tolerance {TOL_RMST}")
+    assert abs(shifted_rmst) > TOL_RMST, shifted_rmst
+    moved_rmst, _ = _mean_se(r[f"rmst_d_x{factor:g}"] - r["rmst_d"])
+    assert math.copysign(1, math.log(factor)) * moved_rmst >= DETECTABLE_RMST, moved_rmst
 
 
 @pytest.mark.slow
