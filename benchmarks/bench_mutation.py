@@ -13,7 +13,7 @@ dependency of the package: ``pip install mutmut`` (3.x) first.
     .venv/bin/python benchmarks/bench_mutation.py                               # endpoints.py and eligibility.py
     .venv/bin/python benchmarks/bench_mutation.py --modules eligibility --keep /tmp/mut   # keep the copy to inspect
 
-Results and their reading: benchmarks/mutation.md. Survivors can be shown with ``mutmut show <name>`` inside the
+Status and results: benchmarks/mutation.md. Survivors can be shown with ``mutmut show <name>`` inside the
 kept copy.
 """
 from __future__ import annotations
