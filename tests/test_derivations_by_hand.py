@@ -20,7 +20,7 @@ import pytest
 
 from analysis_utils.study import endpoints as ep
 from conftest import patient_tables
-from hand_cohort import CUTOFF_DAY, alive, by_mrn, combination, config, dead, run_clean, scans, therapy
+from hand_cohort import CUTOFF_DAY, alive, by_mrn, combination, config, day, dead, run_clean, scans, therapy
 
 SD = (60, 30)      # LD, viable LD unchanged: SD under both criteria
 PD_BOTH = (80, 45)  # RECIST 80 vs nadir 60: +33 % and +20 mm -> PD; mRECIST 45 vs 30: +50 % -> PD
@@ -217,3 +217,39 @@ def test_pfs_rules_unit_one_case_per_rule():
     assert got.loc["Z", ["days", "event", "rule"]].tolist() == [0, 0, ep.PFS_CENSOR_NO_ADEQUATE]
     assert got.loc["C", ["days", "event", "rule"]].tolist() == [84, 0, ep.PFS_CENSOR_NO_EVENT]
     assert np.isnan(got.loc["C", "pd_days"])
+
+
+def test_overall_survival_corrections_and_time_zero_boundary(tmp_path):
+    """OS corrections of ``endpoints.overall_survival`` (docs/methods/eligibility-and-time-zero.md, section 1), one
+    patient each, expectations by hand (T0 = day 0, cut-off day 333):
+
+    - DND: vital status dead, death date blank, last contact day 150 -> death dated at the last contact: (150, event);
+    - ALD: vital status alive but a death date on day 120 -> the death date is used: (120, event);
+    - DUP: two follow-up records, the first alive at day 200, the second dead on day 100 -> reading keeps the death
+      row (``study.linking.one_follow_up_row``, logged), so OS is (100, event);
+    - D00: death on day 0 (the index date) -> no valid follow-up, excluded as ``invalid_follow_up``;
+    - D01: death on day 1 -> valid follow-up, (1, event), eligible.
+    Found by mutation testing (benchmarks/mutation.md): none of these was exercised before."""
+    rows = [patient_tables("DND", n=1, follow_up={"vital_status": "dead", "death_date": "",
+                                                   "last_contact_date": day(150)}),
+            patient_tables("ALD", n=2, follow_up={"vital_status": "alive", "death_date": day(120),
+                                                   "last_contact_date": day(120)}),
+            patient_tables("DUP", n=3, follow_up=alive(200)),
+            patient_tables("D00", n=4, follow_up=dead(0)),
+            patient_tables("D01", n=5, follow_up=dead(1))]
+    rows[2]["follow_up"].append({"mrn": "DUP", **dead(100)})
+    cleaned = run_clean(tmp_path, rows)
+    got = {m: by_mrn(cleaned, m) for m in ("DND", "ALD", "DUP", "D00", "D01")}
+    assert (got["DND"]["os_days"], got["DND"]["os_event"]) == (150, 1)
+    assert (got["ALD"]["os_days"], got["ALD"]["os_event"]) == (120, 1)
+    assert (got["DUP"]["os_days"], got["DUP"]["os_event"]) == (100, 1)
+    assert (got["D01"]["os_days"], got["D01"]["os_event"]) == (1, 1)
+    assert got["D01"]["os_months"] == pytest.approx(1 / 30.4375)
+    assert bool(got["D01"]["follow_up_valid"]) and bool(got["D01"]["eligible"])
+    assert not bool(got["D00"]["follow_up_valid"]) and got["D00"]["exclusion_reason"] == "invalid_follow_up"
+    for mrn in ("DND", "ALD", "DUP"):
+        assert bool(got[mrn]["eligible"]), mrn
+    dq = cleaned.quality.to_frame()
+    assert len(dq[dq.rule == "vital status dead without a death date"]) == 1
+    assert len(dq[dq.rule == "death date recorded but vital status not dead"]) == 1
+    assert len(dq[dq.rule == "death or last contact on or before the index date"]) == 1
