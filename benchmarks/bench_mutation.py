@@ -92,7 +92,8 @@ def main() -> int:
     ap.add_argument("--only", nargs="*", default=[],
                     help="mutant-name globs passed to `mutmut run` (e.g. 'analysis_utils.study.endpoints.x_apply_pfs_rules*')")
     ap.add_argument("--widen", action="store_true",
-                    help="run each mutant against every test of the test files reaching it (see widen_to_test_files)")
+                    help="with --keep of a previous run: run mutants against every test of the test files reaching "
+                         "them (see widen_to_test_files); pass the survivors with --only to re-run them")
     ap.add_argument("--keep", help="run in this folder (kept) instead of a temporary one")
     args = ap.parse_args()
     tests = args.tests or sorted({t for m in args.modules for t in TESTS_BY_MODULE[m]})
@@ -110,9 +111,11 @@ def main() -> int:
     with open(tmp / "pyproject.toml", "a", encoding="utf-8") as f:
         f.write(config_section(args.modules, tests))
     t = time.perf_counter()
-    if args.widen:  # collect the stats first (mutmut print-time-estimates), then widen them
-        subprocess.run([mutmut, "print-time-estimates"], cwd=tmp, capture_output=True, text=True)
-        print(f"--widen: {widen_to_test_files(tmp / 'mutants' / 'mutmut-stats.json')} test selections added", flush=True)
+    if args.widen:  # widen the stats of a previous run in the same --keep folder (re-run its survivors with --only)
+        stats = tmp / "mutants" / "mutmut-stats.json"
+        if not stats.exists():
+            raise SystemExit("--widen needs the --keep folder of a previous run (its mutants/mutmut-stats.json)")
+        print(f"--widen: {widen_to_test_files(stats)} test selections added", flush=True)
     print(f"mutmut run in {tmp} (progress: {tmp / 'mutmut_run.log'})", flush=True)
     with open(tmp / "mutmut_run.log", "w", encoding="utf-8") as log:
         run = subprocess.Popen([mutmut, "run", "--max-children", str(args.workers), *args.only], cwd=tmp, stdout=log,
