@@ -16,8 +16,9 @@ An estimator takes the analysis-ready frame and the ``Settings`` and returns row
 - ``iptw``: the stabilised, trimmed IPTW (ATE) weights of the same ``run_matching``; weighted ``cox_ph`` (robust
   variance), weighted KM (infinitesimal-jackknife SE) and ``weighted_rmst_difference``. Targets the ATE.
 - ``overlap``: the overlap weights of ``run_matching``, as IPTW. Targets the ATO.
-- ``ccw`` and ``naive_ever_haic`` (``estimators_tte.py``): the clone-censor-weight emulation of the grace-period
-  target trial and the naive ever-HAIC comparison; they target the ``tte`` contrasts.
+- ``ccw`` (``estimators_tte.py``): the clone-censor-weight emulation of the grace-period target trial (notebook 03's
+  main analysis) with a bootstrap SE; ``naive_ever_haic``: HAIC within the window of time zero versus not, from time
+  zero (immortal-time biased), by the crude estimators. Both target the ``tte`` contrasts.
 Methods named in a scenario but not available in this version (multiple imputation) are reported as such, never
 silently dropped (``unavailable``). A new method plugs in with ``register``. Log-HR estimates and CIs are on the log scale; differences on the natural scale.
 """
@@ -31,6 +32,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from analysis_utils.simulation.estimators_tte import POPULATION as TTE, ccw
+from analysis_utils.simulation.result_rows import failed as _failed
+from analysis_utils.simulation.result_rows import row as _row
 from analysis_utils.simulation.truth import rmst_key, surv_key
 from analysis_utils.stats.cox import cox_ph
 from analysis_utils.stats.kaplan_meier import kaplan_meier, survival_at
@@ -94,16 +98,6 @@ def unavailable(methods: list[str]) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------------- building blocks
-def _row(endpoint: str, quantity: str, population: str, est: float, se: float, lower: float, upper: float,
-         note: str = "") -> dict[str, Any]:
-    return {"endpoint": endpoint, "quantity": quantity, "population": population, "estimate": float(est),
-            "se": float(se), "lower": float(lower), "upper": float(upper), "note": note}
-
-
-def _failed(endpoint: str, quantity: str, population: str, note: str) -> dict[str, Any]:
-    return _row(endpoint, quantity, population, np.nan, np.nan, np.nan, np.nan, note)
-
-
 def _cox_row(table: pd.DataFrame, endpoint: str, population: str, conf_level: float) -> dict[str, Any]:
     """The arm coefficient of a ``cox_ph`` table as a log-HR row (CI on the log scale, from the SE used)."""
     r = table.loc[table["term"] == survival_steps.ARM_TERM].iloc[0]
@@ -236,8 +230,25 @@ register(Estimator("psm", "PS matching", psm, "att",
 register(Estimator("iptw", "IPTW", iptw, "ate",
                    "stabilised, trimmed inverse-probability-of-treatment weights; weighted Cox (robust variance), "
                    "weighted Kaplan-Meier and RMST"))
+def naive_ever_haic(frame: pd.DataFrame, s: Settings) -> list[dict[str, Any]]:
+    """The classification the target trial replaces: HAIC-TKIs-P when the first HAIC is within
+    ``cleaning.haic_window_days`` of time zero (``arm_ever_haic``), follow-up from time zero, then the crude
+    estimators; immortal-time biased in favour of HAIC (a patient must survive to the HAIC to count as HAIC)."""
+    if "arm_ever_haic" not in frame.columns:
+        raise ValueError("the frame has no arm_ever_haic column (the naive classification)")
+    f = frame.copy()
+    f["arm"] = np.where(f["arm_ever_haic"].eq(ARM_HAIC), ARM_HAIC, ARM_CONTROL)
+    return _marginal(f, s, TTE)
+
+
 register(Estimator("overlap", "Overlap weights", overlap, "ato",
                    "overlap weights; weighted Cox (robust variance), weighted Kaplan-Meier and RMST"))
+register(Estimator("ccw", "Clone-censor-weight", ccw, TTE,
+                   "clones of every patient under both grace-period strategies, censored at deviation, IPC-weighted "
+                   "(pooled logistic models); weighted Kaplan-Meier and RMST; bootstrap SE refitting the weights"))
+register(Estimator("naive_ever_haic", "Naive ever-HAIC", naive_ever_haic, TTE,
+                   "HAIC within the window of time zero versus not, follow-up from time zero (immortal-time "
+                   "biased); Kaplan-Meier, RMST and Cox as the crude comparison"))
 
 
 def settings_for(params: dict[str, Any], design: dict[str, Any], seed: int) -> Settings:
@@ -272,6 +283,3 @@ def run_methods(frame: pd.DataFrame, methods: list[str], s: Settings,
         rows += [{"method": name, **r} for r in out]
     return pd.DataFrame(rows, columns=ROW_COLUMNS), seconds
 
-
-# the target-trial methods register themselves (ccw, naive_ever_haic); imported last: they use the blocks above
-from analysis_utils.simulation import estimators_tte  # noqa: E402,F401

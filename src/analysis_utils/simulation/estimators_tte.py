@@ -1,6 +1,6 @@
-"""Methods of the target-trial emulation in the simulation (ADEMP: M): the clone-censor-weight estimator of notebook
-03 and the naive "ever HAIC" comparison it replaces; both target the ``tte`` estimands (``truth.py``: strategy A,
-HAIC within G days of time zero, versus B, no HAIC within G days).
+"""The clone-censor-weight method of the simulation (ADEMP: M; registered in ``estimators.py`` beside the naive
+"ever HAIC" comparison it replaces); both target the ``tte`` estimands (``truth.py``: strategy A, HAIC within G days
+of time zero, versus B, no HAIC within G days).
 
 - ``ccw``: ``steps.target_trial.prepare`` (the study's deviation days, covariates with the missing-indicator design,
   centre indicators, from the params' ``target_trial:`` section) and ``stats.ccw.ccw_estimate`` (pooled logistic
@@ -16,10 +16,6 @@ HAIC within G days of time zero, versus B, no HAIC within G days).
   degrees of freedom: nominal 95 % becomes ~94.6 %). No analytic variance is used: the usual robust (sandwich)
   variance of an IPC-weighted Kaplan-Meier ignores the estimation of the weights and is not known to be
   conservative for clone data (the two clones of a patient share follow-up up to the first deviation).
-- ``naive_ever_haic``: the classification the target trial replaces: HAIC-TKIs-P when the first HAIC is within
-  ``cleaning.haic_window_days`` of time zero (``arm_ever_haic``), follow-up from time zero, then the crude
-  estimators (Kaplan-Meier per group, survRM2 RMST, Cox); immortal-time biased in favour of HAIC (a patient must
-  survive until the HAIC to be counted as HAIC). Scored against the same ``tte`` truths.
 Method: docs/methods/simulation.md, docs/methods/target-trial.md.
 """
 from __future__ import annotations
@@ -33,11 +29,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analysis_utils.simulation.estimators import (Estimator, Settings, _failed, _marginal, _row, register)
+from analysis_utils.simulation.result_rows import failed as _failed
+from analysis_utils.simulation.result_rows import row as _row
 from analysis_utils.simulation.truth import rmst_key, surv_key
 from analysis_utils.stats.ccw import CCWDesign, CCWInput, bootstrap, ccw_estimate
 from analysis_utils.study.config import TargetTrialConfig
-from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
 
 #: simulation endpoint -> target-trial endpoint (steps.target_trial.ENDPOINTS)
 TTE_ENDPOINTS = {"os": "os", "pfs": "pfs_recist"}
@@ -45,8 +41,9 @@ DAYS_PER_MONTH = 365.25 / 12
 POPULATION = "tte"
 
 
-def tte_config(frame: pd.DataFrame, s: Settings) -> TargetTrialConfig:
-    """The params' ``target_trial:`` section with the simulation's timepoints, tau and endpoints."""
+def tte_config(frame: pd.DataFrame, s: Any) -> TargetTrialConfig:
+    """The params' ``target_trial:`` section with the simulation's timepoints, tau and endpoints (``s``: the
+    replicate's ``estimators.Settings``)."""
     cfg = TargetTrialConfig.from_params({"target_trial": s.target_trial})
     cfg.timepoints_months = [float(t) for t in s.timepoints]
     cfg.rmst_tau_months = float(s.tau)
@@ -68,7 +65,8 @@ def _statistic(d: _BootData, idx: np.ndarray) -> np.ndarray:
     return np.array([stats.get(n, np.nan) for n in d.names], dtype=float)
 
 
-def ccw(frame: pd.DataFrame, s: Settings) -> list[dict[str, Any]]:
+def ccw(frame: pd.DataFrame, s: Any) -> list[dict[str, Any]]:
+    """CCW differences of S(t) and RMST with bootstrap SEs and Wald CIs (module docstring); ``s``: ``Settings``."""
     from analysis_utils.steps import target_trial as tt
 
     cfg = tte_config(frame, s)
@@ -103,18 +101,3 @@ def ccw(frame: pd.DataFrame, s: Settings) -> list[dict[str, Any]]:
         rows.append(_row(ep, quantity, POPULATION, est, se, est - z * se, est + z * se, note))
     return rows
 
-
-def naive_ever_haic(frame: pd.DataFrame, s: Settings) -> list[dict[str, Any]]:
-    if "arm_ever_haic" not in frame.columns:
-        raise ValueError("the frame has no arm_ever_haic column (the naive classification)")
-    f = frame.copy()
-    f["arm"] = np.where(f["arm_ever_haic"].eq(ARM_HAIC), ARM_HAIC, ARM_CONTROL)
-    return _marginal(f, s, POPULATION)
-
-
-register(Estimator("ccw", "Clone-censor-weight", ccw, POPULATION,
-                   "clones of every patient under both grace-period strategies, censored at deviation, IPC-weighted "
-                   "(pooled logistic models); weighted Kaplan-Meier and RMST; bootstrap SE refitting the weights"))
-register(Estimator("naive_ever_haic", "Naive ever-HAIC", naive_ever_haic, POPULATION,
-                   "HAIC within the window of time zero versus not, follow-up from time zero (immortal-time "
-                   "biased); Kaplan-Meier, RMST and Cox as the crude comparison"))
