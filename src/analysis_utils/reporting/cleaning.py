@@ -46,7 +46,8 @@ SHORT_CRITERIA = {  # the flow diagram's short names of the eligibility criteria
     "treatment_date_unknown": "Treatment date unknown", "hcc_not_confirmed": "HCC not confirmed",
     "excluded_histology": "Excluded histology", "bclc_not_b_or_c": "BCLC stage not B or C",
     "prior_systemic_therapy": "Prior systemic therapy", "no_measurable_intrahepatic": "No measurable liver lesion",
-    "child_pugh_c": "Child-Pugh class C", "ecog_above_2": "ECOG above 2", "severe_encephalopathy": "Severe encephalopathy",
+    "child_pugh_c": "Child-Pugh class C", "ecog_above_2": "ECOG above 2",
+    "severe_encephalopathy": "Severe encephalopathy",
     "start_after_death_or_cutoff": "Start after death or cut-off", "invalid_follow_up": "No valid follow-up",
 }
 
