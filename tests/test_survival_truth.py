@@ -25,7 +25,7 @@ marginal truth with this seed).
 
 Size: the issue asked for 20000 records; generation plus cleaning take about 9 minutes for 20000 records on the
 development machine (cleaning ~20 ms per record), so 4000 records (about 3300 eligible patients) are used to stay
-under 3 minutes. The matched log-HR SE is then about 0.05.
+under 3 minutes. The matched log-HR SE is then about 0.055 (about 1000 pairs of HAIC-at-time-zero patients).
 """
 from __future__ import annotations
 
@@ -105,7 +105,9 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_matched_os_hr_recovers_the_true_effect(study):
     matched, hr = study["matched"], study["hr_matched"]
     assert matched["os_if_haic_months"].notna().all(), "every matched patient must be found in the ground truth"
-    assert len(matched) > 2000 and hr["variance"] == "robust (cluster=subclass)"
+    # arm at time zero (HAIC on day 0, about 28 % of the eligible: truth.json natural_haic_timing) since the
+    # target-trial cleaning, where the ever-HAIC arm held about 40 %: ~1000 pairs instead of ~1300 (the floor was 2000)
+    assert len(matched) > 1800 and hr["variance"] == "robust (cluster=subclass)"
     marginal = _marginal_truth(matched)
     log_m, log_mt, log_c = np.log(hr["hr"]), np.log(marginal["hr"]), np.log(study["hr_conditional"])
     print(f"\nconditional truth {study['hr_conditional']:.3f}, marginal truth in the matched patients "
