@@ -79,7 +79,7 @@ def test_values_agree_with_the_export_and_clean_path(paths: dict) -> None:
              "max_tumour_size_cm", "mvi", "ehs", "mvi_grade", "vp_grade", "bclc_stage", "diagnosis_basis",
              "histology_subtype", "prior_systemic_therapy", "first_haic_date", "n_haic_cycles", "first_aa_date",
              "first_ici_date", "tki_agent", "pd1_agent", "death_date", "follow_up_end_date", "os_event",
-             "vital_status", "afp_ge_400", "multiple_tumours")
+             "vital_status", "afp_ge_400", "multiple_tumours", "age")
     bad = {c: int((~_agree(both, c)).sum()) for c in exact if (~_agree(both, c)).any()}
     assert not bad, bad
     # bilirubin and albumin pass through the centre's units (mg/dL, g/dL with 2 decimals): equal to that precision

@@ -140,7 +140,11 @@ def _baseline(c: dict, p: pd.DataFrame, masks: dict[str, np.ndarray], t0: np.nda
     """Age at T0 and the pipeline's scores (study/scores.py) on the values as exported."""
     bili, alb = pd.Series(c["total_bilirubin"]), pd.Series(c["albumin"])
     points = scores.child_pugh_points(bili, alb, c["inr"], c["ascites"], c["encephalopathy"])
-    out: dict[str, object] = {"age": np.floor(np.round(p["age"].to_numpy() * 365.25) / 365.25)}
+    # completed years at T0 from the exported birth date (T0 - round(age x 365.25) days), the birthday counting
+    at = pd.Series(pd.to_datetime(t0))
+    birth = at - pd.to_timedelta(np.round(p["age"].to_numpy() * 365.25), unit="D")
+    not_yet = (at.dt.month < birth.dt.month) | ((at.dt.month == birth.dt.month) & (at.dt.day < birth.dt.day))
+    out: dict[str, object] = {"age": (at.dt.year - birth.dt.year - not_yet.astype(int)).to_numpy(float)}
     out.update({k: points[k] for k in points.columns})
     cp = points.sum(axis=1, min_count=points.shape[1]).astype("Int64")
     out["child_pugh_score"] = cp
