@@ -25,7 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def serial(scenario, k: int) -> dict[str, float]:
     from analysis_utils.simulation import engine, estimators, sources
 
+    from threadpoolctl import threadpool_limits
+
     per: dict[str, list[float]] = {}
+    with threadpool_limits(limits=1):   # as engine.run_replicate: one BLAS thread per replicate
+        return _serial(scenario, k, per, engine, estimators, sources)
+
+
+def _serial(scenario, k: int, per: dict[str, list[float]], engine, estimators, sources) -> dict[str, float]:
     for r in range(k + 1):   # replicate 0 warms up imports and caches; not counted
         gen_seed, method_seed = engine.replicate_seeds(scenario.seed, r)
         t0 = time.perf_counter()

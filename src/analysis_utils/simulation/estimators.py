@@ -16,9 +16,11 @@ An estimator takes the analysis-ready frame and the ``Settings`` and returns row
 - ``iptw``: the stabilised, trimmed IPTW (ATE) weights of the same ``run_matching``; weighted ``cox_ph`` (robust
   variance), weighted KM (infinitesimal-jackknife SE) and ``weighted_rmst_difference``. Targets the ATE.
 - ``overlap``: the overlap weights of ``run_matching``, as IPTW. Targets the ATO.
-Methods named in a scenario but not available in this version (clone-censor-weight, issue #12; multiple
-imputation, issue #13) are reported as such, never silently dropped (``unavailable``). A new method plugs in with
-``register``. Log-HR estimates and CIs are on the log scale; differences on the natural scale.
+- ``ccw`` (``estimators_tte.py``): the clone-censor-weight emulation of the grace-period target trial (notebook 03's
+  main analysis) with a bootstrap SE; ``naive_ever_haic``: HAIC within the window of time zero versus not, from time
+  zero (immortal-time biased), by the crude estimators. Both target the ``tte`` contrasts.
+Methods named in a scenario but not available in this version (multiple imputation) are reported as such, never
+silently dropped (``unavailable``). A new method plugs in with ``register``. Log-HR estimates and CIs are on the log scale; differences on the natural scale.
 """
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from analysis_utils.simulation.estimators_tte import POPULATION as TTE, ccw
+from analysis_utils.simulation.result_rows import failed as _failed
+from analysis_utils.simulation.result_rows import row as _row
 from analysis_utils.simulation.truth import rmst_key, surv_key
 from analysis_utils.stats.cox import cox_ph
 from analysis_utils.stats.kaplan_meier import kaplan_meier, survival_at
@@ -54,6 +59,8 @@ class Settings:
     timepoints: list[float]
     tau: float
     seed: int
+    target_trial: dict[str, Any] = field(default_factory=dict)
+    ccw_bootstrap: int = 50
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -76,8 +83,8 @@ class Estimator:
 
 REGISTRY: dict[str, Estimator] = {}
 #: methods that later issues add: name -> why they are not in this version.
-PENDING = {"ccw": "clone-censor-weight needs the target-trial analysis (issue #12), not in this version",
-           "mi": "multiple imputation needs the missing-data analysis (issue #13), not in this version"}
+PENDING = {"mi": "multiple imputation (stats.mice, m imputations and a pooled analysis per replicate) is not "
+                 "registered in this version: about m times the cost of the other methods per replicate"}
 
 
 def register(est: Estimator) -> Estimator:
@@ -91,16 +98,6 @@ def unavailable(methods: list[str]) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------------------------------- building blocks
-def _row(endpoint: str, quantity: str, population: str, est: float, se: float, lower: float, upper: float,
-         note: str = "") -> dict[str, Any]:
-    return {"endpoint": endpoint, "quantity": quantity, "population": population, "estimate": float(est),
-            "se": float(se), "lower": float(lower), "upper": float(upper), "note": note}
-
-
-def _failed(endpoint: str, quantity: str, population: str, note: str) -> dict[str, Any]:
-    return _row(endpoint, quantity, population, np.nan, np.nan, np.nan, np.nan, note)
-
-
 def _cox_row(table: pd.DataFrame, endpoint: str, population: str, conf_level: float) -> dict[str, Any]:
     """The arm coefficient of a ``cox_ph`` table as a log-HR row (CI on the log scale, from the SE used)."""
     r = table.loc[table["term"] == survival_steps.ARM_TERM].iloc[0]
@@ -233,8 +230,25 @@ register(Estimator("psm", "PS matching", psm, "att",
 register(Estimator("iptw", "IPTW", iptw, "ate",
                    "stabilised, trimmed inverse-probability-of-treatment weights; weighted Cox (robust variance), "
                    "weighted Kaplan-Meier and RMST"))
+def naive_ever_haic(frame: pd.DataFrame, s: Settings) -> list[dict[str, Any]]:
+    """The classification the target trial replaces: HAIC-TKIs-P when the first HAIC is within
+    ``cleaning.haic_window_days`` of time zero (``arm_ever_haic``), follow-up from time zero, then the crude
+    estimators; immortal-time biased in favour of HAIC (a patient must survive to the HAIC to count as HAIC)."""
+    if "arm_ever_haic" not in frame.columns:
+        raise ValueError("the frame has no arm_ever_haic column (the naive classification)")
+    f = frame.copy()
+    f["arm"] = np.where(f["arm_ever_haic"].eq(ARM_HAIC), ARM_HAIC, ARM_CONTROL)
+    return _marginal(f, s, TTE)
+
+
 register(Estimator("overlap", "Overlap weights", overlap, "ato",
                    "overlap weights; weighted Cox (robust variance), weighted Kaplan-Meier and RMST"))
+register(Estimator("ccw", "Clone-censor-weight", ccw, TTE,
+                   "clones of every patient under both grace-period strategies, censored at deviation, IPC-weighted "
+                   "(pooled logistic models); weighted Kaplan-Meier and RMST; bootstrap SE refitting the weights"))
+register(Estimator("naive_ever_haic", "Naive ever-HAIC", naive_ever_haic, TTE,
+                   "HAIC within the window of time zero versus not, follow-up from time zero (immortal-time "
+                   "biased); Kaplan-Meier, RMST and Cox as the crude comparison"))
 
 
 def settings_for(params: dict[str, Any], design: dict[str, Any], seed: int) -> Settings:
@@ -242,7 +256,9 @@ def settings_for(params: dict[str, Any], design: dict[str, Any], seed: int) -> S
     return Settings(matching=dict(params["matching"]), survival=dict(params["survival"]),
                     endpoints=[e for e in design["endpoints"] if e in ENDPOINT_COLUMNS],
                     timepoints=[float(t) for t in design["timepoints_months"]],
-                    tau=float(design["rmst_tau_months"]), seed=int(seed))
+                    tau=float(design["rmst_tau_months"]), seed=int(seed),
+                    target_trial=dict(params.get("target_trial") or {}),
+                    ccw_bootstrap=int(design.get("ccw_bootstrap", 50)))
 
 
 def run_methods(frame: pd.DataFrame, methods: list[str], s: Settings,
@@ -266,3 +282,4 @@ def run_methods(frame: pd.DataFrame, methods: list[str], s: Settings,
         seconds[name] = clock() - t0
         rows += [{"method": name, **r} for r in out]
     return pd.DataFrame(rows, columns=ROW_COLUMNS), seconds
+

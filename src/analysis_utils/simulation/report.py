@@ -30,7 +30,7 @@ from analysis_utils.simulation.truth import scenario_truth
 
 SUMMARY_FILE = "simulation_results.json"
 QUANTITY_LABELS = {"log_hr": "log HR"}
-POPULATION_LABELS = {"ate": "ATE", "att": "ATT", "ato": "ATO", "conditional": "conditional"}
+POPULATION_LABELS = {"ate": "ATE", "att": "ATT", "ato": "ATO", "conditional": "conditional", "tte": "target trial"}
 ENDPOINT_LABELS = {"os": "OS", "pfs": "PFS"}
 
 

@@ -27,7 +27,8 @@ SIMULATION_DEFAULTS: dict[str, Any] = {
     "endpoints": ["os", "pfs"],       # endpoints evaluated where the analysis-ready data carry them
     "timepoints_months": [12, 24],    # survival differences at these times
     "rmst_tau_months": 24,            # RMST difference up to tau
-    "methods": ["crude", "adjusted_cox", "psm", "iptw", "overlap", "ccw", "mi"],
+    "methods": ["crude", "adjusted_cox", "psm", "iptw", "overlap", "ccw", "naive_ever_haic", "mi"],
+    "ccw_bootstrap": 50,              # bootstrap replicates over patients for the CCW standard error, per replicate
 }
 #: keys that do not change any replicate's result (how many were run, how); left out of the fingerprint.
 NOT_IN_FINGERPRINT = ("replicates", "exports_replicates", "label", "aim")
@@ -69,14 +70,21 @@ class Scenario:
     def conf_level(self) -> float:
         return float(self.params.get("survival", {}).get("conf_level", 0.95))
 
-    def generator_config(self, seed: int, n_records: int | None = None) -> dict[str, Any]:
-        """The generator config of one replicate: the ``synthetic:`` section (minus ``generate``) with the
-        replicate's seed and the params' data cut-off (as the runner builds it for a run)."""
+    def generator_config(self, replicate_seed: int | None = None) -> dict[str, Any]:
+        """The generator config of one replicate: the ``synthetic:`` section (minus ``generate``), the params'
+        ``seed`` as the scenario seed (it fixes the mechanism: centres, solved constants and the truth, shared by
+        every replicate), ``replicate_seed`` (one cohort drawn from that mechanism; None = the scenario seed), the
+        params' data cut-off (as the runner builds it for a run), and the truth's design from the simulation
+        section: ``truth_n`` persons, the timepoints and tau of the estimands, and the grace period of
+        ``target_trial.grace_days``."""
         cfg = {k: v for k, v in self.params.get("synthetic", {}).items() if k != "generate"}
-        cfg["seed"] = int(seed)
+        cfg["seed"] = self.seed
+        cfg["replicate_seed"] = None if replicate_seed is None else int(replicate_seed)
         cfg["data_cutoff"] = str(self.params["data_cutoff"])
-        if n_records is not None:
-            cfg["n_records"] = int(n_records)
+        cfg["truth_n"] = int(self.design["truth_n"])
+        cfg["truth_times_months"] = [float(t) for t in self.design["timepoints_months"]]
+        cfg["truth_tau_months"] = float(self.design["rmst_tau_months"])
+        cfg["truth_grace_days"] = int(self.params.get("target_trial", {}).get("grace_days", 90))
         return cfg
 
     def fingerprint(self) -> str:
@@ -102,7 +110,7 @@ def _check_design(design: dict[str, Any], path: Path) -> dict[str, Any]:
     if unknown:
         raise ParamsError(f"{path}: unknown simulation key(s) {unknown}; allowed: {sorted(SIMULATION_DEFAULTS)}")
     d = {**SIMULATION_DEFAULTS, **design}
-    for key in ("replicates", "exports_replicates", "truth_n"):
+    for key in ("replicates", "exports_replicates", "truth_n", "ccw_bootstrap"):
         if isinstance(d[key], bool) or not isinstance(d[key], int) or d[key] < 0:
             raise ParamsError(f"{path}: simulation.{key} must be a non-negative integer, got {d[key]!r}")
     if d["replicates"] < 1:
@@ -150,7 +158,7 @@ def generator_problem(scenario: Scenario) -> str | None:
         if scenario.design["source"] == "reference":
             reference.config(scenario.params)
         else:
-            resolve_config(scenario.generator_config(scenario.seed))
+            resolve_config(scenario.generator_config())
     except ValueError as exc:
         return str(exc)
     return None

@@ -5,12 +5,16 @@ An estimand is named ``<endpoint>.<quantity>.<population>``:
   scan-detected PFS, so assessment-time bias counts as bias);
 - quantity: ``log_hr`` (log hazard ratio, HAIC-TKIs-P versus TKIs-P), ``surv_diff_<t>m`` (difference of survival
   probabilities at t months), ``rmst_diff_<tau>m`` (difference of restricted mean survival times up to tau);
-- population: ``ate`` (every eligible patient), ``att`` (the patients who received HAIC), ``ato`` (the overlap
-  population, weights e(1 - e) with e the true propensity of HAIC), ``conditional`` (the generator's conditional
-  log-HR given every covariate of its outcome model; defined for OS only, where the model is proportional hazards).
+- population: ``ate`` (every eligible patient), ``att`` (the patients with HAIC at time zero), ``ato`` (the overlap
+  population, weights e(1 - e) with e the true propensity of HAIC at time zero), ``conditional`` (the generator's
+  conditional log-HR of current HAIC status given every covariate of its outcome model; defined for OS only, where
+  the model is proportional hazards), ``tte`` (the target trial: strategy A "HAIC within G days of time zero"
+  versus B "no HAIC within G days", in every eligible patient; survival and RMST differences only).
 
-Each eligible person of the large cohort has two potential outcomes: T(1) under HAIC from time zero and T(0)
-under TKIs-P alone (the generator draws both from the same latent uniform). Then, with population weights w,
+``tte`` values are the generator's own (``synthetic.true_values``, potential outcomes under the two strategies of
+its calibration cohort). For the other populations each eligible person of a large cohort drawn from the same
+mechanism has two potential outcomes: T(1) under HAIC from time zero and T(0) under TKIs-P alone (the generator
+draws both from the same latent uniforms). Then, with population weights w,
 S_a(t) = sum w 1{T(a) > t} / sum w, RMST_a = sum w min(T(a), tau) / sum w, and the marginal HR is the weighted Cox
 (Breslow) estimate on the stacked potential outcomes (T(1), a = 1) and (T(0), a = 0), each censored at the
 person's own censoring time: the hazard ratio a randomised trial of this population with this follow-up would
@@ -30,10 +34,10 @@ import numpy as np
 import pandas as pd
 
 from analysis_utils.simulation.scenario import Scenario
-from analysis_utils.simulation.sources import DAYS_PER_MONTH, generator_stages
+from analysis_utils.simulation.sources import DAYS_PER_MONTH
 from analysis_utils.study.treatment import ARM_HAIC
 
-POPULATIONS = ("ate", "att", "ato", "conditional")
+POPULATIONS = ("ate", "att", "ato", "conditional", "tte")
 #: spawn key of the truth cohort's seed (replicates use keys 0, 1, 2, ...): never one of the replicates.
 TRUTH_SPAWN_KEY = 2**31 - 1
 
@@ -96,26 +100,72 @@ def po_truths(po: dict[str, tuple[np.ndarray, np.ndarray]], censor: np.ndarray, 
     return out
 
 
-def interim_truth(scenario: Scenario, timepoints: list[float], tau: float) -> dict[str, Any]:
-    """Truths from the generator's stages run on ``truth_n`` persons (interim, until the generator reports its own
-    potential-outcome truths): eligible persons as in ``sources.fast_frame``; treated = received HAIC; e = the
-    generator's propensity of being intended for HAIC (equal to the propensity of HAIC where no intended patient
-    dies before a HAIC date after time zero)."""
-    seed = truth_seed(scenario)
-    cfg = scenario.generator_config(seed, n_records=int(scenario.design["truth_n"]))
-    persons, _, model = generator_stages(cfg)
-    p = persons[persons["exclusion_criterion"] == "none"]
-    os1, os0 = p["os_if_haic_months"].to_numpy(float), p["os_if_tkis_p_months"].to_numpy(float)
+def _discretised(months: np.ndarray) -> np.ndarray:
+    """Months as the pipeline measures them: the event day ceil(t x 30.4375) divided by 30.4375 (as the generator's
+    own truth, synthetic/estimands.py)."""
+    return np.ceil(np.asarray(months, float) * DAYS_PER_MONTH) / DAYS_PER_MONTH
+
+
+def potential_outcome_cohort(scenario: Scenario) -> pd.DataFrame:
+    """The eligible persons of about ``truth_n`` generated persons: cores (``synthetic.cohort.simulate_core``) of the
+    scenario's mechanism drawn with replicate seeds spawned from the truth's own key (never a replicate's), each
+    with its potential outcomes under HAIC from time zero and under no HAIC, its censoring day, its arm at time zero
+    and its true propensity of HAIC at time zero."""
+    from analysis_utils.synthetic.cohort import simulate_core
+    from analysis_utils.synthetic.config import resolve_config
+
+    base = resolve_config(scenario.generator_config())
+    k = max(1, math.ceil(int(scenario.design["truth_n"]) / base["n_records"]))
+    parts = []
+    for child in np.random.SeedSequence(scenario.seed, spawn_key=(TRUTH_SPAWN_KEY,)).spawn(k):
+        core = simulate_core({**base, "replicate_seed": int(child.generate_state(1)[0])})
+        p = core.persons
+        parts.append(p.loc[p["exclusion_criteria_built"] == "",
+                           ["os_if_haic_months", "os_if_tkis_p_months", "progression_if_haic_months",
+                            "progression_if_tkis_p_months", "censor_day", "arm_t0", "ps"]])
+    return pd.concat(parts, ignore_index=True)
+
+
+def generator_truth(scenario: Scenario, timepoints: list[float], tau: float) -> dict[str, Any]:
+    """Truths of a generator scenario.
+
+    - ``tte``: the target-trial contrasts of the grace-period strategies A (HAIC within G days) versus B (no HAIC
+      within G days), from the generator's own potential outcomes (``synthetic.true_values``: ``A_vs_B`` of OS and
+      latent PFS, its calibration cohort of ``truth_n`` persons);
+    - ``ate``, ``att``, ``ato``: HAIC from time zero versus no HAIC (the contrast the secondary analyses with the arm
+      fixed at time zero are read as), from ``potential_outcome_cohort``; treated = HAIC at time zero, e = the true
+      propensity of HAIC at time zero; marginal log-HRs from the potential outcomes censored at each person's own
+      censoring day;
+    - ``conditional``: log(true_hr_os), the log-HR of current HAIC status in the generator's outcome model.
+
+    ``check``: the generator's own always-versus-never contrasts beside the ``ate`` values computed here (two
+    independent large cohorts of the same mechanism: they agree within Monte Carlo error)."""
+    from analysis_utils.synthetic import true_values
+
+    tv = true_values(scenario.generator_config())
+    values: dict[str, float] = {}
+    check: dict[str, float] = {}
+    for ep in ("os", "pfs"):
+        for block, out in (("A_vs_B", values), ("always_vs_never", check)):
+            b = tv[ep][block]
+            pop = "tte" if block == "A_vs_B" else "ate"
+            for t in timepoints:
+                out[f"{ep}.{surv_key(t)}.{pop}"] = float(b[f"S_{t:g}_difference"])
+            out[f"{ep}.{rmst_key(tau)}.{pop}"] = float(b[f"RMST_{tau:g}_difference"])
+    p = potential_outcome_cohort(scenario)
+    os1, os0 = _discretised(p["os_if_haic_months"]), _discretised(p["os_if_tkis_p_months"])
     po = {"os": (os1, os0),
-          "pfs": (np.minimum(os1, p["progression_if_haic_months"].to_numpy(float)),
-                  np.minimum(os0, p["progression_if_tkis_p_months"].to_numpy(float)))}
-    censor = p["censor_day"].to_numpy(float) / DAYS_PER_MONTH
-    treated = (p["realised_arm"] == ARM_HAIC).to_numpy()
-    c = model["config"]
-    values = po_truths(po, censor, treated, p["ps"].to_numpy(float), timepoints, tau,
-                       {"os": math.log(c["true_hr_os"])})
-    return {"values": values, "n_persons": int(len(p)), "n_treated": int(treated.sum()), "seed": seed,
-            "source": "interim: generator stages (population, treatment, outcomes, exclusions) on a large cohort"}
+          "pfs": (np.minimum(os1, _discretised(p["progression_if_haic_months"])),
+                  np.minimum(os0, _discretised(p["progression_if_tkis_p_months"])))}
+    treated = (p["arm_t0"] == ARM_HAIC).to_numpy()
+    c = tv["config"]
+    values.update(po_truths(po, p["censor_day"].to_numpy(float) / DAYS_PER_MONTH, treated, p["ps"].to_numpy(float),
+                            timepoints, tau, {"os": math.log(c["true_hr_os"])}))
+    return {"values": values, "check_generator_always_vs_never": check, "n_persons": int(len(p)),
+            "n_treated": int(treated.sum()), "n_truth_generator": int(tv["n_potential_outcomes"]),
+            "seed": scenario.seed, "truth_spawn_key": TRUTH_SPAWN_KEY,
+            "source": "generator: synthetic.true_values (target-trial strategies) and the potential outcomes of "
+                      "cores drawn from the same mechanism (HAIC from time zero versus none)"}
 
 
 def truth_seed(scenario: Scenario) -> int:
@@ -148,7 +198,7 @@ def scenario_truth(scenario: Scenario, cache_dir: Path | None = None) -> dict[st
     if scenario.design["source"] == "reference":
         truth = reference_truth(scenario, timepoints, tau)
     else:
-        truth = interim_truth(scenario, timepoints, tau)
+        truth = generator_truth(scenario, timepoints, tau)
     truth = {"scenario": scenario.name, "fingerprint": fp, **truth}
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -170,5 +170,5 @@ def clean(input_dir: str | Path, cfg: CleaningConfig, log: QualityLog | None = N
     out_tables.update(response_tables)
     flow = flow_table(screened)
     check_flow(flow)
-    centre_losses(screened, log)  # a centre losing most of its records: one entry naming the likely cause
+    centre_losses(screened, log)  # a centre losing (or keeping unassessed) most of its records: one entry, the cause
     return CleanedData(screened=screened, tables=out_tables, flow=flow, quality=log)
