@@ -492,7 +492,25 @@ def test_topic_modules_are_found_and_their_variables_built(tmp_path, monkeypatch
     v, missing = ms.variables_report(run)
     assert v["target_trial"] == {"hr": "0.71 (95% CI 0.60–0.84)"}
     assert "absent: results key tte.nope not found" in missing
-    assert values.topic_modules() == []  # none in the repository yet: the built-in topics are in variables.py
+    # the repository's topics, each registered once, by its file name
+    found = {m.__name__.rsplit(".", 1)[1]: (m.VARIABLES_KEY, m.RESULTS_SECTION) for m in values.topic_modules()}
+    assert found == {"variables_imputation": ("imputation", "imputation"), "variables_outcomes": ("outcomes", "progression"),
+                     "variables_simulation": ("simulation", None),
+                     "variables_target_trial": ("target_trial", "target_trial")}
+    source = Path(variables.__file__).read_text(encoding="utf-8")
+    assert not re.search(r"variables_(imputation|outcomes|simulation|target_trial)\b", source), \
+        "a topic module is registered by hand in variables.py as well"
+
+
+def test_topic_blocks_reach_the_variables_without_a_hand_registration(tmp_path):
+    """The repository's topic modules add their blocks: a section present gives the block, a section absent is
+    reported; the simulation block needs no section."""
+    run = _write_run(tmp_path / "run", {"target_trial": {"n_eligible": 812}})
+    v, missing = ms.variables_report(run)
+    assert v["target_trial"]["n_eligible"] == "812"
+    assert "No Monte Carlo simulation output exists" in v["simulation"]["status"]
+    assert "imputation" not in v and "imputation: results.json has no 'imputation' section" in missing
+    assert "outcomes: results.json has no 'progression' section" in missing
 
 
 def test_a_topic_module_missing_part_of_the_interface_is_an_error(monkeypatch):
@@ -507,7 +525,8 @@ def test_a_topic_module_missing_part_of_the_interface_is_an_error(monkeypatch):
         values.topic_modules()
     monkeypatch.setattr(values.importlib, "import_module",
                         lambda name: types.SimpleNamespace(__name__=name, SECTION="s", variables=lambda: {}))
-    assert values.topic_modules() == []  # no marker constant: registered by hand in variables_report, if at all
+    with pytest.raises(TypeError, match="lacks VARIABLES_KEY, RESULTS_SECTION"):
+        values.topic_modules()  # no second way to register a topic: a variables_ module without the names is an error
 
 
 def test_includes_are_followed_by_the_checker_and_resolve_text(tmp_path):

@@ -11,6 +11,10 @@ from typing import Any, Callable
 from analysis_utils.reporting import tables
 from analysis_utils.reporting.manuscript.text import (ci_text, days_text, est_ci_text, fmt_int, human_list,
                                                       median_text, months_list_text, p_text)
+from analysis_utils.reporting.manuscript.values import Reader
+
+VARIABLES_KEY = "outcomes"  # quoted as {{< var outcomes.<key> >}} (manuscript/_outcomes_*.qmd)
+RESULTS_SECTION = "progression"  # 05_survival's progression section; the others are read from the whole results
 
 ARMS = (("haic", "HAIC-TKIs-P"), ("control", "TKIs-P"))
 CRITERIA = (("recist", "RECIST 1.1"), ("mrecist", "mRECIST"))
@@ -195,3 +199,9 @@ def outcomes_variables(results: dict[str, Any], params: dict[str, Any], missing:
     if "safety" in results:
         _safety(r, out, float(params.get("safety", {}).get("conf_level", 0.95)), missing)
     return out
+
+
+def variables(r: Reader, params: dict[str, Any], missing: list[str]) -> dict[str, Any]:
+    """The topic interface (:mod:`analysis_utils.reporting.manuscript.values`): :func:`outcomes_variables` of the
+    whole results.json."""
+    return outcomes_variables(r.results, params, missing)
