@@ -54,7 +54,7 @@ def weighted_var(x: np.ndarray, w: np.ndarray, binary: bool) -> float:
     wn = w / sw
     m = float((wn * x).sum())
     if binary:
-        return m * (1 - m)
+        return max(m * (1 - m), 0.0)  # a constant 0/1 column: m can round to 1 + 2e-16, not a negative variance
     den = 1 - float((wn ** 2).sum())
     return float((wn * (x - m) ** 2).sum() / den) if den > 0 else float("nan")
 
