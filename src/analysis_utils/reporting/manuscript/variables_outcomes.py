@@ -101,8 +101,9 @@ def _hierarchy(r: _Sections, out: dict[str, Any], missing: list[str]) -> None:
         untested = [HYPOTHESIS_TEXT[h] for h in order if not r("multiplicity", f"{h}_tested")]
         if len(rejected) == len(order):
             return f"all {NUMBER_WORDS.get(len(order), len(order))} hypotheses were rejected ({human_list(rejected)})"
-        text = (f"the null hypotheses for {human_list(rejected)} were rejected" if rejected
-                else "no hypothesis was rejected")
+        # "no difference", not "null": the manuscript check reads a bare "null" as an unformatted value
+        text = (f"the hypothes{'is' if len(rejected) == 1 else 'es'} of no difference in {human_list(rejected)} "
+                f"{'was' if len(rejected) == 1 else 'were'} rejected" if rejected else "no hypothesis was rejected")
         if stopped:
             text += f"; the one for {stopped[0]} was not, so the sequence stopped there"
         if untested:
