@@ -302,14 +302,19 @@ Among 12 patients.
 
 
 # --------------------------------------------------------------------------------------------------- the real sources
+QMD_FILES = sorted(p.name for p in (ROOT / "manuscript").glob("*.qmd"))  # the article and every include file
+
+
 def test_manuscript_sources_hold_no_hand_typed_number():
-    for name in ("index.qmd", "_supplement.qmd", "_strobe.qmd", "_simulation.qmd"):
+    assert {"index.qmd", "_supplement.qmd", "_target_trial_methods.qmd", "_missing-data.qmd"} <= set(QMD_FILES)
+    for name in QMD_FILES:
         text = (ROOT / "manuscript" / name).read_text(encoding="utf-8")
         assert ms.hand_typed_numbers(text, checklist=name in ms.CHECKLIST_FILES) == [], name
 
 
 def test_every_citation_is_in_the_bibliography_with_a_doi_or_url():
     bib = (ROOT / "manuscript" / "references.bib").read_text(encoding="utf-8")
+    assert checks._bib_braces(bib, "references.bib") == []  # an unclosed entry stops Pandoc's whole bibliography
     entries = re.split(r"\n(?=@)", bib[bib.index("@"):])
     keys = {ms.BIB_KEY_RE.match(e).group(1): e for e in entries}
     for key, entry in keys.items():
@@ -317,7 +322,7 @@ def test_every_citation_is_in_the_bibliography_with_a_doi_or_url():
     for doi in re.findall(r"doi\s*=\s*\{([^}]*)\}", bib):
         assert doi.startswith("10.") and " " not in doi, doi
     cited = set()
-    for name in ("index.qmd", "_supplement.qmd", "_strobe.qmd", "_simulation.qmd"):
+    for name in QMD_FILES:
         body = checks._strip_code(ms.SHORTCODE_RE.sub(" ", (ROOT / "manuscript" / name).read_text(encoding="utf-8")))
         cited |= {m.group(1).rstrip(".:") for m in ms.AT_RE.finditer(body)
                   if m.group(1).split("-")[0] not in ms.BUILTIN_XREF + ("etbl", "efig")}

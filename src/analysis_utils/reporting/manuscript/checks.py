@@ -162,6 +162,21 @@ def _labelled_cell_outputs(path: Path, root: Path) -> list[str]:
     return problems
 
 
+def _bib_braces(text: str, name: str) -> list[str]:
+    """An entry of a BibTeX file whose braces are still open where the next entry starts (or at the end): Pandoc
+    stops the whole bibliography there ("unexpected '@'"), so every citation of the article fails."""
+    problems, depth, start = [], 0, 0
+    for i, line in enumerate(text.splitlines(), 1):
+        if line.startswith("@"):
+            if depth:
+                problems.append(f"bibliography {name}:{start}: entry not closed before the next one (line {i})")
+            depth, start = 0, i
+        depth += line.count("{") - line.count("}")
+    if depth:
+        problems.append(f"bibliography {name}:{start}: entry not closed at the end of the file")
+    return problems
+
+
 def _as_list(x: Any) -> list[str]:
     return [] if x is None else [x] if isinstance(x, str) else [str(v) for v in x]
 
@@ -208,7 +223,9 @@ def check_references(root: str | Path) -> list[str]:
         if not (base / b).is_file():
             problems.append(f"bibliography {b} does not exist")
         else:
-            bib_keys |= set(BIB_KEY_RE.findall((base / b).read_text(encoding="utf-8")))
+            text = (base / b).read_text(encoding="utf-8")
+            bib_keys |= set(BIB_KEY_RE.findall(text))
+            problems += _bib_braces(text, b)
     for base, c in [(proj, cfg.get("csl")), (article.parent, front.get("csl"))]:
         if c and not (base / c).is_file():
             problems.append(f"CSL style {c} does not exist")
