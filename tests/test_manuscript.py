@@ -245,7 +245,7 @@ def test_check_references_reports_every_kind_of_problem(tmp_path):
                      "source": ["#| label: fig-empty\n", "x = 1\n"]}], "metadata": {}, "nbformat": 4,
           "nbformat_minor": 5}
     body = CLEAN + """
-{{< var a.missing >}} {{< var a.raw >}} {{< var a >}} {{< include _generated/tables/none.md >}}
+{{< var a.missing >}} {{< var a.raw >}} {{< var a >}} {{< var a.xref >}} {{< include _generated/tables/none.md >}}
 ![](_generated/figures/none.png) @fig-nowhere [@unknown2021] {{< bogus x >}}
 {{< embed _generated/nb.ipynb#fig-empty >}} {{< embed _generated/nb.ipynb#fig-absent >}}
 
@@ -257,7 +257,7 @@ Never referenced.
 
 Median survival was 14.2 months.
 """
-    root = _mini_project(tmp_path, body, {"a": {"n": "1,050", "raw": 0.623456}})
+    root = _mini_project(tmp_path, body, {"a": {"n": "1,050", "raw": 0.623456, "xref": "imputed (see @sec-x)"}})
     (root / "manuscript" / "_generated" / "tables" / "one.md").write_text("| a |\n|---|\n| 1 |\n")
     (root / "manuscript" / "_generated" / "nb.ipynb").write_text(json.dumps(nb))
     problems = "\n".join(ms.check_references(root))
@@ -267,9 +267,9 @@ Median survival was 14.2 months.
                      "citation @unknown2021 is not in the bibliography", "unknown shortcode 'bogus'",
                      "fig-empty: the cell has no stored output", "no cell with id, label or tag 'fig-absent'",
                      "fig-lonely is never cross-referenced", "number typed by hand: 'Median survival was 14.2",
-                     "fig-empty is never cross-referenced"):
+                     "fig-empty is never cross-referenced", "var a.xref holds a cross-reference"):
         assert expected in problems, expected
-    assert len(ms.check_references(root)) == 13
+    assert len(ms.check_references(root)) == 14
 
 
 def test_check_references_needs_the_variables_file(tmp_path):

@@ -253,6 +253,9 @@ def check_references(root: str | Path) -> list[str]:
                 problems.append(f"{where[0]}: var {key} is empty")
             elif NOT_FORMATTED_RE.search(str(value)):
                 problems.append(f"{where[0]}: var {key} = {value!r} is not formatted for reading")
+            elif re.search(r"@[a-z]+-\w", str(value)):
+                problems.append(f"{where[0]}: var {key} holds a cross-reference ({value!r}): Quarto does not resolve "
+                                "it everywhere (the notebook pages warn); put the @-reference in the text")
     for label, where in sorted(scan.labels.items()):
         if len(where) > 1:
             problems.append(f"label {label} is defined {len(where)} times ({', '.join(where)})")

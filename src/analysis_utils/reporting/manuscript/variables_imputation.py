@@ -89,8 +89,8 @@ def build(results: dict[str, Any], params: dict[str, Any], missing: list[str]) -
     _put(out, "missing_child_pugh", lambda: f"{fmt_int(imp('n_missing_child_pugh_class'))} "
          f"({fmt_pct(imp('pct_missing_child_pugh_class'))})", missing)
     _put(out, "ps_missing", lambda: (
-        f"missing covariate values were multiply imputed ({fmt_int(imp('m'))} imputed data sets, see "
-        "@sec-missing-data), and the propensity model, matching, weighting and balance check were repeated in "
+        f"missing covariate values were multiply imputed ({fmt_int(imp('m'))} imputed data sets), and the "
+        "propensity model, matching, weighting and balance check were repeated in "
         "every imputed data set"), missing)
     out["centre_ps"] = PS_MODE_TEXT.get(str(cp.get("ps_model", "none")), str(cp.get("ps_model")))
     out["tipping_deltas"] = human_list(f"{float(d):g}" for d in ip.get("tipping_point", {}).get("deltas", []))
