@@ -534,6 +534,16 @@ def test_a_topic_module_missing_part_of_the_interface_is_an_error(monkeypatch):
         values.topic_modules()  # no second way to register a topic: a variables_ module without the names is an error
 
 
+def test_a_semicolon_after_a_cross_reference_is_reported(tmp_path):
+    """Typst ends an embedded expression at ';', so '(@tbl-one; @etbl-two)' prints 'Table 1 eTable 2' in the PDF."""
+    root = _mini_project(tmp_path, CLEAN.replace("see @tbl-one and @etbl-two", "see @tbl-one; @etbl-two; [@known2020; "
+                                                 "@known2020]"), {"a": {"n": "1,050"}})
+    (root / "manuscript" / "_generated" / "tables" / "one.md").write_text("| a |\n|---|\n| 1 |\n")
+    problems = ms.check_references(root)
+    assert len(problems) == 2 and "@tbl-one; the PDF (Typst) swallows a ';'" in problems[0], problems
+    assert "@etbl-two;" in problems[1]  # citations in brackets keep their ';'
+
+
 def test_includes_are_followed_by_the_checker_and_resolve_text(tmp_path):
     body = CLEAN + "\n{{< include _topic.qmd >}}\n"
     root = _mini_project(tmp_path, body, {"a": {"n": "1,050"}, "t": {"hr": "0.71"}})

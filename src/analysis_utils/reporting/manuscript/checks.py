@@ -143,6 +143,9 @@ def _scan_file(path: Path, root: Path, doc_dir: Path, scan: _Scan, xref_types: t
         prefix = key.split("-", 1)[0]
         if "-" in key and prefix in xref_types:
             scan.refs.setdefault(key, []).append(where)
+            if body[m.end():m.end() + 1] == ";" and m.group(1) == key:
+                scan.problems.append(f"{where}: @{key}; the PDF (Typst) swallows a ';' right after a cross-reference "
+                                     "(write ',' or 'and', or end the sentence)")
         else:
             scan.cites.setdefault(key, []).append(where)
 
