@@ -44,3 +44,13 @@ def test_missing_results_are_reported_not_invented():
     v = outcomes_variables({"progression": {}}, PARAMS, missing)
     assert "recist" in v and "ttp_cif_haic" not in v["recist"]
     assert any("progression.ttp_recist_cif_12m_haic" in m for m in missing)
+
+
+def test_a_duration_of_response_not_reached_is_worded_not_missing():
+    """A median or CI limit that the KM curve never reaches is stored as None: 'not reached' / 'NR', not a gap."""
+    progression = {"dor_recist_median_haic": None, "dor_recist_median_haic_lower": 15.47,
+                   "dor_recist_median_haic_upper": None, "dor_recist_n_haic": 21}
+    missing: list[str] = []
+    v = outcomes_variables({"progression": progression}, PARAMS, missing)
+    assert v["recist"]["dor_haic"] == "not reached (95% CI 15.5–NR)" and v["recist"]["dor_n_haic"] == "21"
+    assert not [m for m in missing if "dor_recist_median_haic" in m]

@@ -349,7 +349,9 @@ def _endpoint_variables(r: _Reader, ep: str, label: str, params: dict[str, Any],
             parts = []
             for month in sv["timepoints_months"]:
                 key = f"{ep}_{_time_key(month)}_{t}{c}"
-                parts.append(f"{tables.fmt_num(100 * float(r(key)), 1, 'NE')}% at {float(month):g} months")
+                value = r(key)  # None: the curve ends before the timepoint
+                parts.append(f"{'NE' if is_missing(value) else tables.fmt_num(100 * float(value), 1)}"
+                             f"{'' if is_missing(value) else '%'} at {float(month):g} months")
             return human_list(parts)
 
         _collect(out, f"rates_{tag}", rates, missing)
@@ -365,9 +367,11 @@ def _endpoint_variables(r: _Reader, ep: str, label: str, params: dict[str, Any],
                         ("matched_strat", "hr_matched_strat"), ("landmark", "hr_landmark")):
         _collect(out, name, lambda m=model: _hr_text(r, f"{ep}_hr_{m}", level), missing)
     _collect(out, "ph_p", lambda: p_text(r(f"{ep}_ph_p_arm{c}")), missing)
-    _collect(out, "rmst_tau", lambda: f"{float(r(f'{ep}_rmst_tau{c}')):g} months", missing)
+    # the article quotes the RMST of OS; a PFS curve that ends before tau has none (the notebook says so)
+    rmst_missing = missing if ep == "os" else []
+    _collect(out, "rmst_tau", lambda: f"{float(r(f'{ep}_rmst_tau{c}')):g} months", rmst_missing)
     _collect(out, "rmst_comparison", lambda: _signed_months(r(f"{ep}_rmst_diff{c}"), r(f"{ep}_rmst_diff{c}_lower"),
-                                                            r(f"{ep}_rmst_diff{c}_upper"), level), missing)
+                                                            r(f"{ep}_rmst_diff{c}_upper"), level), rmst_missing)
     _collect(out, "landmark_n", lambda: fmt_int(r(f"{ep}_landmark_n")), missing)
     return out
 

@@ -37,6 +37,13 @@ class _Sections:
             raise KeyError(f"{section}.{key}")
         return values[key]
 
+    def value(self, section: str, key: str) -> Any:
+        """The value, ``None`` included (a median or CI limit not reached); KeyError only when the key is absent."""
+        values = self.results.get(section, {})
+        if key not in values:
+            raise KeyError(f"{section}.{key}")
+        return values[key]
+
 
 def _put(out: dict[str, Any], name: str, make: Callable[[], Any], missing: list[str]) -> None:
     try:
@@ -126,10 +133,10 @@ def _progression(r: _Sections, out: dict[str, Any], level: float, missing: list[
                  missing)
             _put(block, f"death_cif_{tag}",
                  lambda t=tag: _pct_ci(r, "progression", f"death_{crit}_cif_{CIF_MONTHS}m_{t}", level), missing)
-            _put(block, f"dor_{tag}", lambda t=tag: median_text(r("progression", f"dor_{crit}_median_{t}"),
-                                                                r("progression", f"dor_{crit}_median_{t}_lower"),
-                                                                r("progression", f"dor_{crit}_median_{t}_upper"),
-                                                                level), missing)
+            _put(block, f"dor_{tag}", lambda t=tag: median_text(r.value("progression", f"dor_{crit}_median_{t}"),
+                                                                r.value("progression", f"dor_{crit}_median_{t}_lower"),
+                                                                r.value("progression", f"dor_{crit}_median_{t}_upper"),
+                                                                level), missing)  # None: not reached
             _put(block, f"dor_n_{tag}", lambda t=tag: fmt_int(r("progression", f"dor_{crit}_n_{t}")), missing)
         _put(block, "ttp_gray_p", lambda: p_text(r("progression", f"ttp_{crit}_gray_p")), missing)
         _put(block, "death_gray_p", lambda: p_text(r("progression", f"death_{crit}_gray_p")), missing)
@@ -147,7 +154,7 @@ def _progression(r: _Sections, out: dict[str, Any], level: float, missing: list[
         _put(block, "rmst_paired", lambda: (
             f"{tables.fmt_num(r('survival', f'pfs_{crit}_rmst_diff_matched'), 1)} months "
             f"({ci_text(r('survival', f'pfs_{crit}_rmst_diff_matched_paired_lower'), r('survival', f'pfs_{crit}_rmst_diff_matched_paired_upper'), level, 1)})"),
-             missing)
+             [])  # not quoted by the article; absent when a PFS curve ends before tau (RMST not estimable)
         out[crit] = block
     for tag, arm in ARMS:
         _put(out, f"first_scan_{tag}", lambda t=tag: f"{tables.fmt_num(r('progression', f'imaging_first_scan_days_{t}'), 0)} days",
