@@ -461,7 +461,7 @@ def test_another_run_changes_the_numbers_and_nothing_typed_by_hand(small_run, se
     numeric = [k for k in a if re.search(r"\d", a[k]) and not k.startswith(("methods.", "run.python",
                                                                             "run.software", "run.commit"))]
     changed = [k for k in numeric if a[k] != b[k]]
-    for key in ("cohort.n_analysed", "survival.os.hr", "survival.os.median_haic", "matching.n_pairs",
+    for key in ("target_trial.n_eligible", "survival.os.hr", "survival.os.median_haic", "matching.n_pairs",
                 "response.mrecist.orr_haic", "safety.full.g3.haic", "run.seed"):
         assert key in changed, key
     assert len(changed) >= 0.8 * len(numeric), sorted(set(numeric) - set(changed))
