@@ -1,6 +1,8 @@
 """Tests for analysis_utils.balance on tiny hand-computed vectors (MatchIt summary.matchit / cobalt definitions)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -158,3 +160,14 @@ def test_balance_bad_input():
         balance_table(DF.assign(t=[1, 2, 1, 0, 0, 0, 0]), "t", ["x"])
     with pytest.raises(ValueError, match="balance_table"):
         balance_summary(pd.DataFrame({"a": [1]}))
+
+
+def test_binary_variance_of_a_constant_group_is_zero_not_an_ulp_below():
+    """20 treated all 1: the 20 weights 1/20 sum to 1 + 1 ulp, so p(1-p) came out -2e-16 and sqrt warned (a
+    RuntimeWarning printed with the package's absolute path into notebook 04's balance-by-centre table)."""
+    x = np.r_[np.ones(20), np.zeros(5)]
+    t = np.r_[np.ones(20, bool), np.zeros(5, bool)]
+    assert weighted_var(x[t], np.ones(20), True) == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert smd_denominator(x, t, "treated", True) == 0.0

@@ -151,20 +151,51 @@ def test_quality_log_consequences_and_summary():
     assert by_centre.loc[0, "n_arm_consequences"] == 2 and "ecog: required column missing" in by_centre.loc[0, "findings"]
 
 
-def test_a_centre_losing_its_records_is_named_with_the_cause(make_export):
+def _two_centres(make_export, table: str, drop: str):
     c01 = [patient_tables(f"A{i}", n=i) for i in range(12)]
     c02 = [patient_tables(f"B{i}", n=20 + i) for i in range(12)]
     raw = make_export({"C01": c01, "C02": c02})
-    p = pd.read_csv(raw / "C02" / "patients.csv", dtype=str, keep_default_na=False).drop(columns=["diagnosis_basis"])
-    p.to_csv(raw / "C02" / "patients.csv", index=False)
-    cleaned = clean(raw, CFG)
+    t = pd.read_csv(raw / "C02" / f"{table}.csv", dtype=str, keep_default_na=False).drop(columns=[drop])
+    t.to_csv(raw / "C02" / f"{table}.csv", index=False)
+    return clean(raw, CFG)
+
+
+def test_a_centre_whose_records_cannot_be_assessed_is_named_with_the_cause(make_export):
+    """A required column left out of one centre's patients file: since a blank eligibility field is missing, not
+    failed (issue #13, docs/methods/eligibility-and-time-zero.md), the records stay eligible, each with a query; the
+    centre still gets one entry naming the criterion that cannot be assessed and the cause (the exports branch wrote
+    this test when the blank excluded the records as 'HCC not confirmed')."""
+    cleaned = _two_centres(make_export, "patients", "diagnosis_basis")
     dq = cleaned.quality.to_frame()
     alert = dq[dq["affects"] == "centre"]
     assert alert[["center_id", "file", "column"]].values.tolist() == [["C02", "C02/patients.csv", "diagnosis_basis"]]
-    assert "12 of 12 excluded" in alert["rule"].iloc[0] and "hcc_not_confirmed" in alert["rule"].iloc[0]
+    rule = alert["rule"].iloc[0]
+    assert "12 of 12 kept with a blank eligibility field" in rule and "hcc_not_confirmed" in rule
+    assert "required column missing" in rule
     assert cleaned.quality.summary()["level"].iloc[0] == "centre"
     flow = flow_by_centre(cleaned.screened).set_index("center_id")
-    assert flow.loc["C02", "excluded_hcc_not_confirmed"] == 12 and flow.loc["C01", "analysed"] == 12
+    assert flow.loc["C02", "excluded_hcc_not_confirmed"] == 0 and flow.loc["C02", "analysed"] == 12
+    assert flow.loc["C02", "analysed_with_query"] == 12 and flow.loc["C01", "analysed_with_query"] == 0
     cols = [c for c in flow.columns if c.startswith("excluded_")] + ["analysed"]
     assert (flow[cols].sum(axis=1) == flow["screened"]).all()
-    assert centre_losses(cleaned.screened, QualityLog()).empty is False
+    losses = centre_losses(cleaned.screened, QualityLog())
+    assert losses[["center_id", "kind", "criterion"]].values.tolist() == [["C02", "query", "hcc_not_confirmed"]]
+
+
+def test_a_centre_losing_its_records_is_named_with_the_cause(make_export):
+    """Systemic courses without their start date column: every course row loses its key date and is removed, so no
+    record of the centre has a treatment start (data criterion, no time zero); one entry names the loss, the
+    criterion and the column (the error, not the warning about the centre's empty HAIC table)."""
+    cleaned = _two_centres(make_export, "systemic_courses", "start_date")
+    dq = cleaned.quality.to_frame()
+    alert = dq[dq["affects"] == "centre"]
+    assert alert[["center_id", "file", "column"]].values.tolist() == [
+        ["C02", "C02/systemic_courses.csv", "start_date"]]
+    rule = alert["rule"].iloc[0]
+    assert "12 of 12 excluded" in rule and "no_treatment_start" in rule and "required column missing" in rule
+    flow = flow_by_centre(cleaned.screened).set_index("center_id")
+    assert flow.loc["C02", "excluded_no_treatment_start"] == 12 and flow.loc["C01", "analysed"] == 12
+    cols = [c for c in flow.columns if c.startswith("excluded_")] + ["analysed"]
+    assert (flow[cols].sum(axis=1) == flow["screened"]).all()
+    losses = centre_losses(cleaned.screened, QualityLog())
+    assert losses[["center_id", "kind", "criterion"]].values.tolist() == [["C02", "excluded", "no_treatment_start"]]

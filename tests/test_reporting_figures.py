@@ -19,11 +19,19 @@ matplotlib.use("Agg")
 
 
 def _screened() -> pd.DataFrame:
-    # 6 records with HAIC (2 excluded: duplicate, no measurable lesion), 5 without (1 excluded: no combination)
+    # 6 records with HAIC at time zero (2 excluded: duplicate, no measurable lesion), 5 without (1 excluded: Child-Pugh
+    # C). The manuscript branch used 'no_combination' here, a criterion the target-trial branch removed (the
+    # combination after time zero is strategy adherence, not eligibility: docs/methods/eligibility-and-time-zero.md).
     reasons = [None, None, None, None, "duplicate_record", "no_measurable_intrahepatic", None, None, None, None,
-               "no_combination"]
+               "child_pugh_c"]
     return pd.DataFrame({"arm": [H] * 6 + [C] * 5, "exclusion_reason": reasons,
                          "eligible": [r is None for r in reasons]})
+
+
+def _with_records_without_time_zero() -> pd.DataFrame:
+    extra = pd.DataFrame({"arm": [None, None], "exclusion_reason": ["no_treatment_start", "treatment_date_unknown"],
+                          "eligible": [False, False]})
+    return pd.concat([_screened(), extra], ignore_index=True)
 
 
 def test_flow_by_arm_accounts_for_every_record():
@@ -34,8 +42,18 @@ def test_flow_by_arm_accounts_for_every_record():
         assert part.loc[part.step == "analysed", "n"].item() == analysed
         assert part.loc[part.step == "excluded", "n"].sum() == screened - analysed
     assert f.loc[(f.arm == H) & (f.criterion == "duplicate_record"), "n"].item() == 1
-    with pytest.raises(ValueError, match="without an arm"):
+    with pytest.raises(ValueError, match="without an arm"):  # an eligible record must have an arm
         eligibility.flow_by_arm(_screened().assign(arm=[None] + [H] * 10))
+
+
+def test_flow_by_arm_counts_records_without_time_zero_apart():
+    """A record without a dated treatment has no time zero and no arm: counted, excluded, under NO_ARM."""
+    f = eligibility.flow_by_arm(_with_records_without_time_zero())
+    part = f[f.arm == eligibility.NO_ARM]
+    assert part.loc[part.step == "screened", "n"].item() == 2 and part.loc[part.step == "analysed", "n"].item() == 0
+    assert part.loc[part.step == "excluded", "n"].sum() == 2
+    assert f.loc[f.step == "screened", "n"].sum() == 13
+    assert set(rc.SHORT_CRITERIA) == {c.name for c in eligibility.CRITERIA}
 
 
 def test_study_flow_diagram_shows_exclusions_per_arm_and_the_matching_step():
@@ -47,11 +65,19 @@ def test_study_flow_diagram_shows_exclusions_per_arm_and_the_matching_step():
     assert "Records screened at 2 centres\nn = 11" in texts
     excluded = [t for t in texts if t.startswith("Excluded")]
     assert len(excluded) == 2 and "Excluded, n = 2" in excluded[0] and "Duplicate record: 1" in excluded[0]
-    assert "No measurable liver lesion: 1" in excluded[0] and "No TKI/anti-VEGF + PD-(L)1: 0" in excluded[0]
-    assert "Excluded, n = 1" in excluded[1] and "No TKI/anti-VEGF + PD-(L)1: 1" in excluded[1]
+    assert "No measurable liver lesion: 1" in excluded[0] and "Child-Pugh class C: 0" in excluded[0]
+    assert "Excluded, n = 1" in excluded[1] and "Child-Pugh class C: 1" in excluded[1]
+    assert f"HAIC at time zero\nn = 6" in texts and not any(t.startswith("No time zero") for t in texts)
     assert any("3 matched pairs" in t for t in texts)
     assert "Unmatched, n = 1\n  No control within caliper: 1" in texts and f"Matched {C}\nn = 3" in texts
     assert not fig.axes[0].get_title()
+    plt.close(fig)
+    fig = rc.study_flow_diagram(eligibility.flow_by_arm(_with_records_without_time_zero()), matching, n_centers=2)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "Records screened at 2 centres\nn = 13" in texts
+    assert "No time zero (no arm), n = 2\n  No treatment recorded: 1\n  Treatment date unknown: 1" in texts
+    excluded = [t for t in texts if t.startswith("Excluded")]
+    assert "No treatment recorded" not in excluded[0] and "Excluded, n = 2" in excluded[0]
     plt.close(fig)
 
 

@@ -579,12 +579,14 @@ def test_cox_interaction_p_levels_and_likelihood_ratio():
     n = 200
     df = pd.DataFrame({"t": rng.exponential(10, n) + 0.1, "e": rng.integers(0, 2, n),
                        "arm": rng.choice(["TKIs-P", "HAIC-TKIs-P"], n), "sex": rng.choice(["F", "M"], n)})
-    out = cox_interaction_p(df, "t", "e", "arm", "sex")
+    out = cox_interaction_p(df, "t", "e", "arm", "sex", reference={"arm": "TKIs-P"})
     assert out["level"].tolist() == ["F", "M"]
-    for _, row in out.iterrows():
+    for _, row in out.iterrows():  # per level: lifelines (Efron) on that level's patients, HAIC-TKIs-P vs TKIs-P
         sub = df[df["sex"] == row["level"]]
-        assert row["hr"] == pytest.approx(cox_ph(sub, "t", "e", ["arm"])["hr"][0])
-        assert row["n"] == len(sub)
+        ref = CoxPHFitter().fit(pd.DataFrame({"t": sub["t"], "e": sub["e"],
+                                              "a": (sub["arm"] == "HAIC-TKIs-P") * 1.0}), "t", "e")
+        assert row["hr"] == pytest.approx(float(np.exp(ref.params_["a"])), rel=1e-5)
+        assert row["n"] == len(sub) and row["n_events"] == int(sub["e"].sum())
     # LRT by lifelines: arm + sex versus arm + sex + arm:sex
     d = pd.DataFrame({"t": df["t"], "e": df["e"], "a": (df["arm"] == "HAIC-TKIs-P") * 1.0,
                       "m": (df["sex"] == "M") * 1.0})
@@ -593,6 +595,27 @@ def test_cox_interaction_p_levels_and_likelihood_ratio():
     ll1 = CoxPHFitter().fit(d, "t", "e").log_likelihood_
     from scipy import stats
     assert out["p_interaction"][0] == pytest.approx(stats.chi2.sf(2 * (ll1 - ll0), 1), rel=1e-4)
+
+
+def test_cox_interaction_p_level_hazard_ratios_by_hand():
+    """Two mirror-image levels of four deaths each (no ties, so Efron = Breslow), HR in closed form.
+    Level x: deaths HAIC 1, TKIs-P 2, HAIC 3, TKIs-P 4. Score sum over deaths of z - n1 r / (n1 r + n0), r = HR:
+    t=1 (2 vs 2): 1 - r/(r+1); t=2 (1 vs 2): -r/(r+2); t=3 (1 vs 1): 1 - r/(r+1); t=4 (0 vs 1): 0. So
+    2/(r+1) = r/(r+2), r^2 - r - 4 = 0, r = (1 + sqrt 17)/2 = 2.562. Level y (TKIs-P dies first, arms swapped):
+    -2r/(r+1) + 1/(2r+1) = 0, 4r^2 + r - 1 = 0, r = (sqrt 17 - 1)/8 = 0.390 = 1 / 2.562."""
+    df = pd.DataFrame({"t": [1.0, 2, 3, 4, 1.5, 2.5, 3.5, 4.5], "e": 1,
+                       "arm": ["HAIC-TKIs-P", "TKIs-P"] * 2 + ["TKIs-P", "HAIC-TKIs-P"] * 2,
+                       "g": ["x"] * 4 + ["y"] * 4})
+    out = cox_interaction_p(df, "t", "e", "arm", "g", reference={"arm": "TKIs-P"}).set_index("level")
+    rx, ry = (1 + math.sqrt(17)) / 2, (math.sqrt(17) - 1) / 8
+    assert out.loc["x", "hr"] == pytest.approx(rx, rel=1e-6) and out.loc["y", "hr"] == pytest.approx(ry, rel=1e-6)
+    # SE from the information sum n1 r n0 / (n1 r + n0)^2 over the deaths; level x: 2r/(r+1)^2 + 2r/(r+2)^2
+    se_x = (2 * rx / (rx + 1) ** 2 + 2 * rx / (rx + 2) ** 2) ** -0.5
+    from scipy import stats
+    assert out.loc["x", "lower"] == pytest.approx(math.exp(math.log(rx) - stats.norm.ppf(0.975) * se_x), rel=1e-5)
+    assert out["n"].tolist() == [4, 4] and out["n_events"].tolist() == [4, 4]
+    # the arm x level interaction is the whole story here: a small LRT P
+    assert out["p_interaction"].iloc[0] < 0.2 and (out["flag"] == "").all()
 
 
 def test_cox_interaction_flags_a_level_without_events_in_an_arm():

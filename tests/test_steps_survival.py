@@ -6,12 +6,14 @@ Rules: docs/methods/survival.md.
 """
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
 from lifelines.datasets import load_lung
+from scipy import optimize, stats
 
 from analysis_utils.reporting import figures
 from analysis_utils.reporting import survival as report
@@ -286,6 +288,56 @@ SPEC_NB = {**SPEC, "landmark_months": 3, "adjust_covariates": ["age"], "categori
            "subgroups": ["mvi"]}
 
 
+# the OS data of _small_cohorts by group (arm x mvi): (time, event, group); TKIs-P "C", HAIC-TKIs-P "H"
+_MVI_DATA = [(1, 1, "C0"), (2, 1, "H1"), (3, 1, "C1"), (4, 0, "H0"), (5, 1, "C0"), (6, 1, "H1"), (7, 0, "C1"),
+             (8, 0, "H0")]
+
+
+def _partial_loglik(weights: dict[str, float]) -> float:
+    """Cox partial log-likelihood of _MVI_DATA with relative hazard ``weights[group]`` (no tied death times, so
+    Breslow = Efron): sum over deaths of log w(death) - log sum of w over the patients still at risk."""
+    return sum(math.log(weights[g]) - math.log(sum(weights[g2] for t2, _, g2 in _MVI_DATA if t2 >= t))
+               for t, e, g in _MVI_DATA if e)
+
+
+def _max_loglik(weights_of) -> float:
+    fit = optimize.minimize(lambda x: -_partial_loglik(weights_of(x)), [0.0, 0.0], method="Nelder-Mead",
+                            options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 5000})
+    return -fit.fun
+
+
+# Interaction LRT, arm + mvi versus arm x mvi. Without the interaction the groups' relative hazards are C0 1,
+# H0 e^a, C1 e^m, H1 e^(a+m). With it every group has its own; H0 has no death, so its hazard -> 0 at the supremum
+# (a coefficient is infinite) and two free ratios remain, C1 = u and H1 = h.
+_MVI_LR = 2 * (_max_loglik(lambda x: {"C0": 1.0, "H0": 0.0, "C1": math.exp(x[0]), "H1": math.exp(x[1])})
+               - _max_loglik(lambda x: {"C0": 1.0, "H0": math.exp(x[0]), "C1": math.exp(x[1]),
+                                        "H1": math.exp(x[0] + x[1])}))
+_MVI_INTERACTION_P = float(stats.chi2.sf(_MVI_LR, 1))  # 0.0371
+
+
+def _check_mvi_subgroups_by_hand(table: pd.DataFrame) -> None:
+    """The subgroup table of _small_cohorts (main cohort: matched, the same 8 patients), derived by hand.
+
+    mvi = 0: HAIC (4, censored), (8, censored), TKIs-P deaths at 1 and 5: no HAIC death -> flagged, no HR.
+    mvi = 1: HAIC deaths at 2 and 6, TKIs-P death at 3 and censored at 7. With r = HR, the Cox score sums
+    z - n1 r / (n1 r + n0) over the deaths: t = 2 (n1 = 2, n0 = 2): 1 - r/(r+1); t = 3 (1, 2): -r/(r+2); t = 6
+    (1, 1): 1 - r/(r+1); so 2/(r+1) = r/(r+2), r^2 - r - 4 = 0, r = (1 + sqrt 17)/2 = 2.5616. Information
+    sum n1 r n0 / (n1 r + n0)^2 = 2r/(r+1)^2 + 2r/(r+2)^2, SE = I^-1/2 = 1.2403; Wald CI and P from it."""
+    sg = table.set_index("level")
+    assert sg.index.tolist() == ["0", "1"] and (sg["subgroup"] == "mvi").all()
+    assert sg["n"].tolist() == [4, 4] and sg["n_events"].tolist() == [2, 3]
+    assert np.isnan(sg.loc["0", "hr"]) and "no events" in sg.loc["0", "flag"]
+    r = (1 + math.sqrt(17)) / 2
+    se = (2 * r / (r + 1) ** 2 + 2 * r / (r + 2) ** 2) ** -0.5
+    z = stats.norm.ppf(0.975)
+    assert sg.loc["1", "hr"] == pytest.approx(r, rel=1e-6)
+    assert sg.loc["1", "lower"] == pytest.approx(math.exp(math.log(r) - z * se), rel=1e-5)
+    assert sg.loc["1", "upper"] == pytest.approx(math.exp(math.log(r) + z * se), rel=1e-5)
+    assert sg.loc["1", "p"] == pytest.approx(2 * stats.norm.sf(math.log(r) / se), rel=1e-5)
+    assert sg["p_interaction"].tolist() == pytest.approx([_MVI_INTERACTION_P] * 2, rel=1e-5)
+    assert "infinite" in sg.loc["1", "interaction_note"]
+
+
 def test_notebook_steps_structure_and_hand_values():
     cohorts = _small_cohorts()
     res, notes = sv.endpoint_results(cohorts, SPEC_NB)
@@ -319,7 +371,8 @@ def test_notebook_steps_structure_and_hand_values():
     lm = report.landmark_table(landmarks)
     assert lm.loc[0, ["n_at_landmark", "n_excluded", "n_reclassified", "events"]].tolist() == [5, 3, 1, 2]
     subgroups, sg_notes = sv.subgroup_analysis(cohorts, SPEC_NB)
-    assert (subgroups is None) == bool(sg_notes)
+    assert not sg_notes
+    _check_mvi_subgroups_by_hand(subgroups)
     evalue = sv.matched_os_evalue(res)
     assert evalue["evalue_point"] == evalue_hr(*(res["os"]["matched"]["hr"][k] for k in ("hr", "lower", "upper")),
                                                   rare=False)["evalue_point"]
@@ -331,7 +384,8 @@ def test_notebook_steps_structure_and_hand_values():
     assert values["os_hr_adj"] == pytest.approx(direct.loc[0, "hr"])
     assert values["os_landmark_n"] == 5 and values["os_landmark_n_reclassified"] == 1
     assert values["median_follow_up"] == values["os_median_follow_up"] and values["os_evalue"] == evalue["evalue_point"]
-    assert "os_hr_matched_strat" in values and ("os_subgroup_mvi_p_interaction" in values) == (subgroups is not None)
+    assert "os_hr_matched_strat" in values
+    assert values["os_subgroup_mvi_p_interaction"] == pytest.approx(_MVI_INTERACTION_P, rel=1e-5)
     head = sv.headline_results(values)
     assert "os_median_haic" in head and "os_hr_adj" in head and "pfs_recist_median_haic" not in head
     full_only = {"full": cohorts["full"]}

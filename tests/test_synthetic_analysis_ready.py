@@ -4,9 +4,9 @@ One cohort is generated and cleaned (study.cleaning, the rules in main), and the
 analysis_ready. For records without an injected defect that can change a compared column (blank patients-table cells,
 the recorded BCLC and the site-recorded response are the same in both paths; labs and adverse events are not
 compared; any other defect or a referral duplicate excludes the record) the columns listed in
-docs/methods/synthetic-cohort.md, section 11, agree. Where the cleaning's index date still is the systemic start
-(legacy rules) dates are compared, not days from the index; baseline-dependent PFS dates are compared where both paths
-chose the same baseline scan.
+docs/methods/synthetic-cohort.md, section 11, agree. Both paths now date time zero at the first treatment component
+(the target-trial cleaning is merged): time zero, the arm at time zero, eligibility and OS days agree record by record;
+baseline-dependent PFS dates are compared where both paths chose the same baseline scan.
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_values_agree_with_the_export_and_clean_path(paths: dict) -> None:
              "max_tumour_size_cm", "mvi", "ehs", "mvi_grade", "vp_grade", "bclc_stage", "diagnosis_basis",
              "histology_subtype", "prior_systemic_therapy", "first_haic_date", "n_haic_cycles", "first_aa_date",
              "first_ici_date", "tki_agent", "pd1_agent", "death_date", "follow_up_end_date", "os_event",
-             "vital_status", "afp_ge_400", "multiple_tumours")
+             "vital_status", "afp_ge_400", "multiple_tumours", "age")
     bad = {c: int((~_agree(both, c)).sum()) for c in exact if (~_agree(both, c)).any()}
     assert not bad, bad
     # bilirubin and albumin pass through the centre's units (mg/dL, g/dL with 2 decimals): equal to that precision
@@ -87,12 +87,10 @@ def test_values_agree_with_the_export_and_clean_path(paths: dict) -> None:
     for col, atol in (("total_bilirubin", 0.0856), ("albumin", 0.0501)):
         np.testing.assert_allclose(both[f"{col}_c"], both[f"{col}_f"], rtol=0, atol=atol)
     assert _agree(both, "child_pugh_class").mean() >= 0.98
-    # the legacy index is the first systemic dose: same T0 when systemic therapy came first
-    legacy = both["index_date_c"]
-    assert (legacy.isna() | (legacy >= both["index_date_f"])).all()
-    sys_first = both["haic_offset_days_f"].ne(0) & legacy.notna()
-    assert (legacy[sys_first] == both.loc[sys_first, "index_date_f"]).all()
-    assert (both.loc[sys_first, "os_days_c"] == both.loc[sys_first, "os_days_f"]).all()
+    # time zero is the first treatment component in both paths (this compared only systemic-first records while the
+    # cleaning in main still dated the index at the systemic start)
+    for col in ("index_date", "arm", "eligible", "os_days"):
+        assert _agree(both, col).all(), col
     # progression dates where both paths chose the same baseline scan
     same_base = both["baseline_date_c"] == both["baseline_date_f"]
     assert same_base.mean() > 0.8

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from analysis_utils.reporting.figures import ARM_COLOURS, ARM_ORDER
+from analysis_utils.study.eligibility import NO_ARM
 
 
 def flow_diagram(flow: pd.DataFrame) -> plt.Figure:
@@ -41,27 +42,29 @@ def flow_diagram(flow: pd.DataFrame) -> plt.Figure:
 
 
 SHORT_CRITERIA = {  # the flow diagram's short names of the eligibility criteria (full wording: Methods, flow.csv)
-    "duplicate_record": "Duplicate record", "hcc_not_confirmed": "HCC not confirmed",
+    "duplicate_record": "Duplicate record", "no_treatment_start": "No treatment recorded",
+    "treatment_date_unknown": "Treatment date unknown", "hcc_not_confirmed": "HCC not confirmed",
     "excluded_histology": "Excluded histology", "bclc_not_b_or_c": "BCLC stage not B or C",
-    "prior_systemic_therapy": "Prior systemic therapy", "no_combination": "No TKI/anti-VEGF + PD-(L)1",
-    "haic_outside_window": "HAIC outside the window", "no_cycle_after_haic": "No combination after HAIC",
-    "no_measurable_intrahepatic": "No measurable liver lesion", "child_pugh_c": "Child-Pugh class C",
-    "ecog_above_2": "ECOG above 2", "severe_encephalopathy": "Severe encephalopathy",
-    "invalid_follow_up": "No valid follow-up",
+    "prior_systemic_therapy": "Prior systemic therapy", "no_measurable_intrahepatic": "No measurable liver lesion",
+    "child_pugh_c": "Child-Pugh class C", "ecog_above_2": "ECOG above 2",
+    "severe_encephalopathy": "Severe encephalopathy",
+    "start_after_death_or_cutoff": "Start after death or cut-off", "invalid_follow_up": "No valid follow-up",
 }
 
 
 def study_flow_diagram(by_arm: pd.DataFrame, matching: dict | None = None, n_centers: int | None = None
                        ) -> plt.Figure:
-    """The manuscript's STROBE flow diagram, one column per arm: records screened (with HAIC recorded or not), the
+    """The manuscript's STROBE flow diagram, one column per arm at time zero: records screened (HAIC on day 0 or
+    not; records without a time zero, and so without an arm, in a box of their own beside the screened records), the
     records excluded under their first failing criterion (every criterion that excluded a record in either arm,
     with this arm's count; short names from ``SHORT_CRITERIA``), the patients analysed, then, with ``matching``
     (:func:`analysis_utils.reporting.matching.flow_matching_step`), the propensity-score matching step: pairs
     formed, patients left unmatched per arm with the reason, patients matched. ``by_arm``:
     :func:`analysis_utils.study.eligibility.flow_by_arm`. No title: the caption carries it."""
     arms = [a for a in ARM_ORDER if a in set(by_arm["arm"])]
+    no_arm = by_arm[(by_arm["arm"] == NO_ARM) & (by_arm["step"] == "excluded") & (by_arm["n"] > 0)]
     n = {(r.step, r.criterion if r.step == "excluded" else "", r.arm): int(r.n) for r in by_arm.itertuples()}
-    excl = by_arm[by_arm["step"] == "excluded"]
+    excl = by_arm[(by_arm["step"] == "excluded") & by_arm["arm"].isin(arms)]
     shown = [c for c, part in excl.groupby("criterion", sort=False) if part["n"].sum() > 0]
     labels = dict(zip(excl["criterion"], excl["label"]))
     xs = dict(zip(arms, (1.7, 6.5)))
@@ -73,7 +76,7 @@ def study_flow_diagram(by_arm: pd.DataFrame, matching: dict | None = None, n_cen
                                   default=0)) + 0.2
     # y of each row, top down (inches; the axes are in inches too)
     y_top = 0.35
-    y_arm = y_top + 0.95
+    y_arm = y_top + 0.95 + (max(0.0, 0.125 * len(no_arm) - 0.2) if len(no_arm) else 0.0)
     y_excl = y_arm + 0.45 + excl_h / 2
     y_an = y_excl + excl_h / 2 + 0.55
     y_ps = y_an + 0.85
@@ -85,11 +88,17 @@ def study_flow_diagram(by_arm: pd.DataFrame, matching: dict | None = None, n_cen
     ax.set_axis_off()
     ax.set_xlim(0, 10)
     ax.set_ylim(height, 0)
-    total = sum(n[("screened", "", a)] for a in arms)
+    total = sum(n[("screened", "", a)] for a in set(by_arm["arm"]))
     where = f" at {n_centers} centres" if n_centers else ""
     ax.text(5, y_top, f"Records screened{where}\nn = {total:,}", ha="center", va="center", fontsize=8, bbox=box)
+    if len(no_arm):  # excluded before any arm can be known
+        lines = [f"No time zero (no arm), n = {int(no_arm['n'].sum()):,}"] + [
+            f"  {SHORT_CRITERIA.get(r.criterion, r.label)}: {int(r.n):,}" for r in no_arm.itertuples()]
+        ax.annotate("", xy=(6.95, y_top), xytext=(6.35, y_top), arrowprops=arrow)
+        ax.text(7.0, y_top + 0.125 * (len(lines) - 2) / 2, "\n".join(lines), ha="left", va="center", fontsize=6.5,
+                linespacing=1.3, bbox=side)
     for arm, x in xs.items():
-        recorded = "HAIC recorded" if arm == ARM_ORDER[0] else "No HAIC recorded"
+        recorded = "HAIC at time zero" if arm == ARM_ORDER[0] else "No HAIC at time zero"
         ax.annotate("", xy=(x, y_arm - 0.27), xytext=(5, y_top + 0.27), arrowprops=arrow)
         ax.text(x, y_arm, f"{recorded}\nn = {n[('screened', '', arm)]:,}", ha="center", va="center", fontsize=8,
                 bbox=box)

@@ -53,8 +53,8 @@ def weighted_var(x: np.ndarray, w: np.ndarray, binary: bool) -> float:
         return float("nan")
     wn = w / sw
     m = float((wn * x).sum())
-    if binary:
-        return max(m * (1 - m), 0.0)  # a constant 0/1 column: m can round to 1 + 2e-16, not a negative variance
+    if binary:  # a sum of n weights 1/n can exceed 1 by an ulp: p(1-p) = -2e-16 would be NaN under sqrt (R warns)
+        return max(m * (1 - m), 0.0)
     den = 1 - float((wn ** 2).sum())
     return float((wn * (x - m) ** 2).sum() / den) if den > 0 else float("nan")
 

@@ -42,7 +42,17 @@ def _suffix_at(keys_sorted: np.ndarray, values_sorted: np.ndarray, u: np.ndarray
 
 
 def _terms(beta: np.ndarray, d: dict, ties: str) -> tuple[float, np.ndarray, np.ndarray]:
-    """Log partial likelihood, score and information at beta."""
+    """Log partial likelihood, score and information at beta.
+
+    A Newton step that overshoots (e.g. a covariate separating the events in a bootstrap sample) can make exp(eta)
+    overflow and a risk-set sum 0: the log likelihood is then not finite and :func:`cox_counting` halves the step.
+    Those are expected states, so numpy's warnings are silenced here (they reached notebook 03's output with the
+    package's absolute path)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _terms_unchecked(beta, d, ties)
+
+
+def _terms_unchecked(beta: np.ndarray, d: dict, ties: str) -> tuple[float, np.ndarray, np.ndarray]:
     X, w = d["X"], d["w"]
     eta = X @ beta
     r = w * np.exp(eta)

@@ -66,7 +66,7 @@ def apply_baseline_labs(p: pd.DataFrame, labs: pd.DataFrame, cfg: CleaningConfig
     The patients table records its baseline at or before the first systemic dose. Where that dose is time zero the
     recorded values are used as they are. Where HAIC came first (time zero before the first systemic dose) the
     recorded values may postdate time zero: each is replaced by the last labs-table value in the window ending at
-    time zero when there is one (logged when it differs), and otherwise kept and flagged
+    time zero when there is one (logged when it differs or fills a blank), and otherwise kept and flagged
     (``baseline_labs_after_t0`` True, one data-quality entry per record). ``baseline_labs_source`` says which."""
     out = p.copy()
     early = out["index_date"].notna() & out["first_systemic_date"].notna() & (out["index_date"] < out["first_systemic_date"])
@@ -84,6 +84,12 @@ def apply_baseline_labs(p: pd.DataFrame, labs: pd.DataFrame, cfg: CleaningConfig
             log.add_rows(rows, column=col, value_col="_v", severity="info",
                          rule="baseline value recorded at the first systemic dose, after time zero (HAIC first)",
                          action="replaced by the last labs-table value in the window ending at time zero")
+        filled = use & out[col].isna()
+        if filled.any():
+            rows = out.loc[filled].assign(_v="blank -> " + lab[filled].astype(str))
+            log.add_rows(rows, column=col, value_col="_v", severity="info",
+                         rule="baseline value blank in the patients table (HAIC first)",
+                         action="taken from the last labs-table value in the window ending at time zero")
         out[col] = out[col].where(~use, lab)
         any_found |= use
     src[early & any_found] = "labs table (window ending at time zero)"

@@ -61,7 +61,7 @@ def derive_patients(tables: dict[str, pd.DataFrame], cfg: CleaningConfig, log: Q
     timing = treatment_timing(p, tables["systemic_courses"], tables["haic_cycles"], cfg, log)
     p = p.merge(timing, on="study_id", how="left")
     p = apply_baseline_labs(p, tables["labs"], cfg, log)
-    age = np.floor((p["index_date"] - p.pop("_birth_date")).dt.days / 365.25)
+    age = age_in_years(p.pop("_birth_date"), p["index_date"])
     bad_age = age.notna() & ((age < 18) | (age > 100))
     if bad_age.any():
         log.add_rows(p.loc[bad_age], rule="age at index outside 18-100 years (birth date implausible)", column="birth_date",
@@ -111,6 +111,13 @@ def derive_patients(tables: dict[str, pd.DataFrame], cfg: CleaningConfig, log: Q
     p = check_start_dates(p, tables["follow_up"], tables["haic_cycles"], cfg, log)
     p = apply_criteria(p, log)
     return p.drop(columns=["_t0_file", "_t0_row", "_t0_column"])
+
+
+def age_in_years(birth: pd.Series, at: pd.Series) -> pd.Series:
+    """Completed years from ``birth`` to ``at`` (the birthday itself counts; born on 29 February: the birthday is
+    1 March in other years); missing where either date is. Days / 365.25 is off by one on some birthdays."""
+    before_birthday = (at.dt.month < birth.dt.month) | ((at.dt.month == birth.dt.month) & (at.dt.day < birth.dt.day))
+    return (at.dt.year - birth.dt.year - before_birthday.astype(int)).astype(float)
 
 
 def check_start_dates(p: pd.DataFrame, follow_up: pd.DataFrame, haic: pd.DataFrame, cfg: CleaningConfig,
@@ -163,5 +170,5 @@ def clean(input_dir: str | Path, cfg: CleaningConfig, log: QualityLog | None = N
     out_tables.update(response_tables)
     flow = flow_table(screened)
     check_flow(flow)
-    centre_losses(screened, log)  # a centre losing most of its records: one entry naming the likely cause
+    centre_losses(screened, log)  # a centre losing (or keeping unassessed) most of its records: one entry, the cause
     return CleanedData(screened=screened, tables=out_tables, flow=flow, quality=log)

@@ -58,6 +58,7 @@ CRITERIA: tuple[Criterion, ...] = (
 )
 EXCLUDED_HISTOLOGY = ("cholangiocarcinoma", "fibrolamellar", "sarcomatoid", "combined_hcc_cca")
 CONFIRMED_BASES = ("radiology", "histology", "cytology")
+NO_ARM = "no time zero"  # flow_by_arm: the records without a dated treatment (no time zero, so no arm)
 CP_POINTS = ["cp_bilirubin_pts", "cp_albumin_pts", "cp_inr_pts", "cp_ascites_pts", "cp_encephalopathy_pts"]
 
 
@@ -199,15 +200,21 @@ def check_flow(flow: pd.DataFrame) -> None:
 
 
 def flow_by_arm(screened: pd.DataFrame, arm_col: str = "arm") -> pd.DataFrame:
-    """The STROBE flow of ``flow_table`` split by the arm the record would join (``treatment.treatment_timing``:
-    HAIC-TKIs-P when any HAIC cycle is recorded, else TKIs-P; excluded records keep the arm their treatment data
-    give): columns step ('screened', 'excluded', 'analysed'), criterion, label, arm, n. Each record is counted once, under its first failing
-    criterion, so per arm screened = excluded + analysed; summed over the arms it is ``flow_table``."""
-    if screened[arm_col].isna().any():
-        raise ValueError(f"{int(screened[arm_col].isna().sum())} screened record(s) without an arm: the flow by arm "
-                         "would not account for every record")
+    """The STROBE flow of ``flow_table`` split by the arm at time zero (``treatment.treatment_timing``: HAIC-TKIs-P
+    when HAIC is given on day 0, else TKIs-P; excluded records keep the arm their treatment data give): columns step
+    ('screened', 'excluded', 'analysed'), criterion, label, arm, n. Records without a time zero (no dated treatment:
+    criteria ``no_treatment_start``, ``treatment_date_unknown``) have no arm; they are counted under arm
+    :data:`NO_ARM`, all excluded. Each record is counted once, under its first failing criterion, so per arm
+    screened = excluded + analysed; summed over the arms (NO_ARM included) it is ``flow_table``. An eligible record
+    without an arm is an error."""
+    no_arm = screened[arm_col].isna()
+    if (no_arm & screened["eligible"].astype(bool)).any():
+        n = int((no_arm & screened["eligible"].astype(bool)).sum())
+        raise ValueError(f"{n} eligible screened record(s) without an arm: the flow by arm would not account for "
+                         "every record")
+    screened = screened.assign(**{arm_col: screened[arm_col].where(~no_arm, NO_ARM)})
     rows = []
-    arms = sorted(screened[arm_col].unique().tolist())
+    arms = sorted(a for a in screened[arm_col].unique().tolist() if a != NO_ARM) + ([NO_ARM] if no_arm.any() else [])
     for arm in arms:
         part = screened[screened[arm_col] == arm]
         rows.append({"step": "screened", "criterion": "", "label": "Records screened", "arm": arm, "n": len(part)})

@@ -86,8 +86,14 @@ def screened_table(core: Core) -> pd.DataFrame:
         c[col] = _observed(p[col].to_numpy(object), masks[col] if col in masks else np.zeros(len(p), bool))
     c["diagnosis_date"] = np.where(masks["diagnosis_date"], np.datetime64("NaT"),
                                    p["diagnosis_date"].to_numpy().astype("datetime64[D]")).astype("datetime64[ns]")
+    # HAIC first (T0 before the first systemic dose): the cleaning takes the baseline labs from the labs table's
+    # window ending at T0 (study/baseline.py), where the generator's first draw is the exact baseline value (labs.py),
+    # so a blank patients-table INR or AFP is not blank after the cleaning
+    first_sys = np.fmin(core.systemic.first_tki()[1], core.systemic.pd1_start)
+    haic_first = np.nan_to_num(first_sys, nan=0.0) > 0
     for col in ("ecog", "inr", "afp", "pivka_ii", "tumour_number"):
-        c[col] = _observed(p[col].to_numpy(float), masks[col])
+        blank = masks[col] & ~haic_first if col in ("inr", "afp") else masks[col]
+        c[col] = _observed(p[col].to_numpy(float), blank)
     c["total_bilirubin"] = p["total_bilirubin"].to_numpy(float)
     c["albumin"] = p["albumin"].to_numpy(float)
     c["bclc_stage"] = _observed(p["bclc_recorded"].to_numpy(object), masks["bclc_stage"])
@@ -134,7 +140,11 @@ def _baseline(c: dict, p: pd.DataFrame, masks: dict[str, np.ndarray], t0: np.nda
     """Age at T0 and the pipeline's scores (study/scores.py) on the values as exported."""
     bili, alb = pd.Series(c["total_bilirubin"]), pd.Series(c["albumin"])
     points = scores.child_pugh_points(bili, alb, c["inr"], c["ascites"], c["encephalopathy"])
-    out: dict[str, object] = {"age": np.floor(np.round(p["age"].to_numpy() * 365.25) / 365.25)}
+    # completed years at T0 from the exported birth date (T0 - round(age x 365.25) days), the birthday counting
+    at = pd.Series(pd.to_datetime(t0))
+    birth = at - pd.to_timedelta(np.round(p["age"].to_numpy() * 365.25), unit="D")
+    not_yet = (at.dt.month < birth.dt.month) | ((at.dt.month == birth.dt.month) & (at.dt.day < birth.dt.day))
+    out: dict[str, object] = {"age": (at.dt.year - birth.dt.year - not_yet.astype(int)).to_numpy(float)}
     out.update({k: points[k] for k in points.columns})
     cp = points.sum(axis=1, min_count=points.shape[1]).astype("Int64")
     out["child_pugh_score"] = cp
@@ -157,7 +167,7 @@ def _baseline(c: dict, p: pd.DataFrame, masks: dict[str, np.ndarray], t0: np.nda
     out["multiple_tumours"] = (tn > 1).astype("boolean").where(tn.notna())
     out["max_tumour_size_cm"] = _observed(p["max_tumour_size"].to_numpy(float), masks["max_tumour_size"])
     out["baseline_date"] = _dates(t0, p["baseline_scan_day"].to_numpy(float))
-    out["baseline_measurable_liver"] = pd.Series(np.round(p["max_tumour_size"].to_numpy() * 10) >= 10, dtype=object)
+    out["baseline_measurable_liver"] = pd.array(np.round(p["max_tumour_size"].to_numpy() * 10) >= 10, dtype="boolean")
     return out
 
 
@@ -167,9 +177,9 @@ def _endpoints(core: Core, t0: np.ndarray) -> dict[str, object]:
     end = p["end_day"].to_numpy(float)
     dead = p["dead"].to_numpy(bool)
     out: dict[str, object] = {
-        "n_followup_scans": p["n_post_baseline_scans"].to_numpy(float),
+        "n_followup_scans": p["n_post_baseline_scans"].to_numpy(float).astype("int64"),
         "death_date": _dates(t0, np.where(dead, end, np.nan)), "follow_up_end_date": _dates(t0, end),
-        "os_days": end, "os_months": end / DAYS_PER_MONTH, "os_event": dead.astype("int64"),
+        "os_days": end.astype("int64"), "os_months": end / DAYS_PER_MONTH, "os_event": dead.astype("int64"),
         "vital_status": pd.Series(np.where(dead, "dead", np.where(p["lost"], "lost", "alive")), dtype=object),
         "follow_up_valid": end > 0,
     }
@@ -183,8 +193,8 @@ def _endpoints(core: Core, t0: np.ndarray) -> dict[str, object]:
         out[f"first_pd_date_{crit}"] = _dates(t0, pd_day)
         out[f"pfs_{crit}_days"] = days
         out[f"pfs_{crit}_months"] = days / DAYS_PER_MONTH
-        out[f"pfs_{crit}_event"] = np.isfinite(event_day).astype(float)
-        out[f"pfs_{crit}_by_death"] = (np.isnan(pd_day) & dead).astype(float)
+        out[f"pfs_{crit}_event"] = np.isfinite(event_day).astype("int64")
+        out[f"pfs_{crit}_by_death"] = (np.isnan(pd_day) & dead).astype("int64")
     return out
 
 
@@ -201,7 +211,7 @@ def _eligibility(out: pd.DataFrame) -> pd.DataFrame:
         "excluded_histology": true(out["histology_subtype"].isin(EXCLUDED_HISTOLOGY)),
         "bclc_not_b_or_c": true(out["bclc_stage"].notna() & ~out["bclc_stage"].isin(["B", "C"])),
         "prior_systemic_therapy": true(out["prior_systemic_therapy"].eq("yes")),
-        "no_measurable_intrahepatic": ~out["baseline_measurable_liver"].astype(bool).to_numpy(),
+        "no_measurable_intrahepatic": ~out["baseline_measurable_liver"].to_numpy(bool),
         "child_pugh_c": ((pts.sum(axis=1, min_count=0) + pts.isna().sum(axis=1)) >= 10).to_numpy(),
         "ecog_above_2": true(out["ecog"] > 2),
         "severe_encephalopathy": true(out["encephalopathy"].eq("grade_3_4")),
