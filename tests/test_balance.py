@@ -107,6 +107,10 @@ def test_weighted_var_and_ess():
     # equal weights give the n - 1 sample variance: var(1, 2, 3) = 1
     assert weighted_var(np.array([1.0, 2, 3]), np.ones(3), binary=False) == pytest.approx(1.0)
     assert weighted_var(np.array([1.0, 0, 0, 1]), np.ones(4), binary=True) == pytest.approx(0.25)  # p(1-p)
+    with np.errstate(invalid="raise"):  # all ones: the normalised weights sum to 1 + 2e-16 for n = 20
+        assert weighted_var(np.ones(20), np.ones(20), binary=True) == 0.0
+        x, t = np.r_[np.ones(20), np.ones(10), np.zeros(10)], np.r_[np.ones(20), np.zeros(20)] > 0
+        assert smd_denominator(x, t, "treated", True) == pytest.approx(np.sqrt(0.125))  # MatchIt's pooled fallback
     # Kish: (1 + 1 + 2 + 0)^2 / (1 + 1 + 4) = 16/6
     assert effective_sample_size([1, 1, 2, 0]) == pytest.approx(16 / 6)
     nn = sample_sizes(DF["t"], W)

@@ -245,7 +245,7 @@ def test_check_references_reports_every_kind_of_problem(tmp_path):
                      "source": ["#| label: fig-empty\n", "x = 1\n"]}], "metadata": {}, "nbformat": 4,
           "nbformat_minor": 5}
     body = CLEAN + """
-{{< var a.missing >}} {{< var a.raw >}} {{< var a >}} {{< include _generated/tables/none.md >}}
+{{< var a.missing >}} {{< var a.raw >}} {{< var a >}} {{< var a.xref >}} {{< include _generated/tables/none.md >}}
 ![](_generated/figures/none.png) @fig-nowhere [@unknown2021] {{< bogus x >}}
 {{< embed _generated/nb.ipynb#fig-empty >}} {{< embed _generated/nb.ipynb#fig-absent >}}
 
@@ -257,7 +257,7 @@ Never referenced.
 
 Median survival was 14.2 months.
 """
-    root = _mini_project(tmp_path, body, {"a": {"n": "1,050", "raw": 0.623456}})
+    root = _mini_project(tmp_path, body, {"a": {"n": "1,050", "raw": 0.623456, "xref": "imputed (see @sec-x)"}})
     (root / "manuscript" / "_generated" / "tables" / "one.md").write_text("| a |\n|---|\n| 1 |\n")
     (root / "manuscript" / "_generated" / "nb.ipynb").write_text(json.dumps(nb))
     problems = "\n".join(ms.check_references(root))
@@ -267,9 +267,9 @@ Median survival was 14.2 months.
                      "citation @unknown2021 is not in the bibliography", "unknown shortcode 'bogus'",
                      "fig-empty: the cell has no stored output", "no cell with id, label or tag 'fig-absent'",
                      "fig-lonely is never cross-referenced", "number typed by hand: 'Median survival was 14.2",
-                     "fig-empty is never cross-referenced"):
+                     "fig-empty is never cross-referenced", "var a.xref holds a cross-reference"):
         assert expected in problems, expected
-    assert len(ms.check_references(root)) == 13
+    assert len(ms.check_references(root)) == 14
 
 
 def test_check_references_needs_the_variables_file(tmp_path):
@@ -302,14 +302,19 @@ Among 12 patients.
 
 
 # --------------------------------------------------------------------------------------------------- the real sources
+QMD_FILES = sorted(p.name for p in (ROOT / "manuscript").glob("*.qmd"))  # the article and every include file
+
+
 def test_manuscript_sources_hold_no_hand_typed_number():
-    for name in ("index.qmd", "_supplement.qmd", "_strobe.qmd", "_simulation.qmd"):
+    assert {"index.qmd", "_supplement.qmd", "_target_trial_methods.qmd", "_missing-data.qmd"} <= set(QMD_FILES)
+    for name in QMD_FILES:
         text = (ROOT / "manuscript" / name).read_text(encoding="utf-8")
         assert ms.hand_typed_numbers(text, checklist=name in ms.CHECKLIST_FILES) == [], name
 
 
 def test_every_citation_is_in_the_bibliography_with_a_doi_or_url():
     bib = (ROOT / "manuscript" / "references.bib").read_text(encoding="utf-8")
+    assert checks._bib_braces(bib, "references.bib") == []  # an unclosed entry stops Pandoc's whole bibliography
     entries = re.split(r"\n(?=@)", bib[bib.index("@"):])
     keys = {ms.BIB_KEY_RE.match(e).group(1): e for e in entries}
     for key, entry in keys.items():
@@ -317,7 +322,7 @@ def test_every_citation_is_in_the_bibliography_with_a_doi_or_url():
     for doi in re.findall(r"doi\s*=\s*\{([^}]*)\}", bib):
         assert doi.startswith("10.") and " " not in doi, doi
     cited = set()
-    for name in ("index.qmd", "_supplement.qmd", "_strobe.qmd", "_simulation.qmd"):
+    for name in QMD_FILES:
         body = checks._strip_code(ms.SHORTCODE_RE.sub(" ", (ROOT / "manuscript" / name).read_text(encoding="utf-8")))
         cited |= {m.group(1).rstrip(".:") for m in ms.AT_RE.finditer(body)
                   if m.group(1).split("-")[0] not in ms.BUILTIN_XREF + ("etbl", "efig")}
@@ -456,7 +461,7 @@ def test_another_run_changes_the_numbers_and_nothing_typed_by_hand(small_run, se
     numeric = [k for k in a if re.search(r"\d", a[k]) and not k.startswith(("methods.", "run.python",
                                                                             "run.software", "run.commit"))]
     changed = [k for k in numeric if a[k] != b[k]]
-    for key in ("cohort.n_analysed", "survival.os.hr", "survival.os.median_haic", "matching.n_pairs",
+    for key in ("target_trial.n_eligible", "survival.os.hr", "survival.os.median_haic", "matching.n_pairs",
                 "response.mrecist.orr_haic", "safety.full.g3.haic", "run.seed"):
         assert key in changed, key
     assert len(changed) >= 0.8 * len(numeric), sorted(set(numeric) - set(changed))
@@ -492,7 +497,25 @@ def test_topic_modules_are_found_and_their_variables_built(tmp_path, monkeypatch
     v, missing = ms.variables_report(run)
     assert v["target_trial"] == {"hr": "0.71 (95% CI 0.60–0.84)"}
     assert "absent: results key tte.nope not found" in missing
-    assert values.topic_modules() == []  # none in the repository yet: the built-in topics are in variables.py
+    # the repository's topics, each registered once, by its file name
+    found = {m.__name__.rsplit(".", 1)[1]: (m.VARIABLES_KEY, m.RESULTS_SECTION) for m in values.topic_modules()}
+    assert found == {"variables_imputation": ("imputation", "imputation"), "variables_outcomes": ("outcomes", "progression"),
+                     "variables_simulation": ("simulation", None),
+                     "variables_target_trial": ("target_trial", "target_trial")}
+    source = Path(variables.__file__).read_text(encoding="utf-8")
+    assert not re.search(r"variables_(imputation|outcomes|simulation|target_trial)\b", source), \
+        "a topic module is registered by hand in variables.py as well"
+
+
+def test_topic_blocks_reach_the_variables_without_a_hand_registration(tmp_path):
+    """The repository's topic modules add their blocks: a section present gives the block, a section absent is
+    reported; the simulation block needs no section."""
+    run = _write_run(tmp_path / "run", {"target_trial": {"n_eligible": 812}})
+    v, missing = ms.variables_report(run)
+    assert v["target_trial"]["n_eligible"] == "812"
+    assert "No Monte Carlo simulation output exists" in v["simulation"]["status"]
+    assert "imputation" not in v and "imputation: results.json has no 'imputation' section" in missing
+    assert "outcomes: results.json has no 'progression' section" in missing
 
 
 def test_a_topic_module_missing_part_of_the_interface_is_an_error(monkeypatch):
@@ -507,7 +530,18 @@ def test_a_topic_module_missing_part_of_the_interface_is_an_error(monkeypatch):
         values.topic_modules()
     monkeypatch.setattr(values.importlib, "import_module",
                         lambda name: types.SimpleNamespace(__name__=name, SECTION="s", variables=lambda: {}))
-    assert values.topic_modules() == []  # no marker constant: registered by hand in variables_report, if at all
+    with pytest.raises(TypeError, match="lacks VARIABLES_KEY, RESULTS_SECTION"):
+        values.topic_modules()  # no second way to register a topic: a variables_ module without the names is an error
+
+
+def test_a_semicolon_after_a_cross_reference_is_reported(tmp_path):
+    """Typst ends an embedded expression at ';', so '(@tbl-one; @etbl-two)' prints 'Table 1 eTable 2' in the PDF."""
+    root = _mini_project(tmp_path, CLEAN.replace("see @tbl-one and @etbl-two", "see @tbl-one; @etbl-two; [@known2020; "
+                                                 "@known2020]"), {"a": {"n": "1,050"}})
+    (root / "manuscript" / "_generated" / "tables" / "one.md").write_text("| a |\n|---|\n| 1 |\n")
+    problems = ms.check_references(root)
+    assert len(problems) == 2 and "@tbl-one; the PDF (Typst) swallows a ';'" in problems[0], problems
+    assert "@etbl-two;" in problems[1]  # citations in brackets keep their ';'
 
 
 def test_includes_are_followed_by_the_checker_and_resolve_text(tmp_path):

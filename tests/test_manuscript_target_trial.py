@@ -2,9 +2,9 @@
 a hand-built results section, and a missing key reported rather than invented."""
 import pytest
 
-from analysis_utils.reporting.manuscript import variables as mv
+from analysis_utils.reporting.manuscript.values import Reader
 from analysis_utils.reporting.manuscript.variables_target_trial import (conclusion, longer_shorter, signed_ci,
-                                                                         target_trial_variables)
+                                                                         variables)
 
 PARAMS = {"cleaning": {"baseline_imaging_window_days": 42, "baseline_imaging_after_days": 0,
                        "baseline_lab_window_days": 30},
@@ -30,12 +30,8 @@ def _results() -> dict:
     return r
 
 
-def _reader(values: dict):
-    def r(key: str):
-        if key not in values:
-            raise KeyError(f"target_trial.{key}")
-        return values[key]
-    return r
+def _reader(values: dict) -> Reader:
+    return Reader("target_trial", values)
 
 
 def test_signed_wording():
@@ -55,7 +51,7 @@ def test_conclusion_follows_the_confidence_intervals():
 
 def test_variables_from_a_hand_built_section():
     missing: list[str] = []
-    v = target_trial_variables(_reader(_results()), PARAMS, mv._collect, missing)
+    v = variables(_reader(_results()), PARAMS, missing)
     assert v["grace"] == "90 days (about 3 months)" and v["interval"] == "7 days (1 week)"
     assert v["truncation"] == "truncated at the 1st and 99th percentiles" and v["bootstrap"] == "200"
     assert v["scan_rule"] == "the last within 42 days (6 weeks) before time zero"
@@ -73,12 +69,12 @@ def test_a_missing_key_is_reported_not_invented():
     values = _results()
     del values["os_hr"]
     missing: list[str] = []
-    v = target_trial_variables(_reader(values), PARAMS, mv._collect, missing)
+    v = variables(_reader(values), PARAMS, missing)
     assert "hr" not in v["os"] and any("target_trial.os_hr" in m for m in missing)
 
 
 @pytest.mark.parametrize("after,expected", [(0, "before time zero"), (7, "or the first within 7 days (1 week) after it")])
 def test_scan_rule_follows_the_params(after, expected):
     params = {**PARAMS, "cleaning": {**PARAMS["cleaning"], "baseline_imaging_after_days": after}}
-    v = target_trial_variables(_reader(_results()), params, mv._collect, [])
+    v = variables(_reader(_results()), params, [])
     assert v["scan_rule"].endswith(expected)

@@ -19,9 +19,9 @@ TOKEN = "sentinel-token-8e6a2b71"
 
 
 def _copy_project(dest: Path) -> Path:
-    for folder in ("notebooks", "params", "manuscript"):
-        shutil.copytree(ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("_generated", "*.html"))
-    shutil.copy(ROOT / "_quarto.yml", dest / "_quarto.yml")
+    for folder in ("notebooks", "params", "manuscript"):  # the Quarto project is manuscript/ (its _quarto.yml)
+        shutil.copytree(ROOT / folder, dest / folder, ignore=shutil.ignore_patterns("_generated", "_manuscript",
+                                                                                     "_variables.yml", "*.html"))
     return dest
 
 
@@ -58,7 +58,7 @@ def test_a_run_with_sentinel_secrets_writes_them_nowhere(tmp_path):
     assert run.returncode == 0, log[-4000:]
     out = proj / "outputs" / "secret"
     assert (out / "notebooks" / "01_cleaning.ipynb").is_file() and (out / "run_manifest.json").is_file()
-    assert (proj / "_variables.yml").is_file() and (proj / "manuscript" / "_generated").is_dir()
+    assert (proj / "manuscript" / "_variables.yml").is_file() and (proj / "manuscript" / "_generated").is_dir()
     texts = _text_of_every_file(proj)
     assert PARAMS_KEY in texts.pop("params/secret.yaml")  # the input written above, the one place the key may be
     texts["<log of the run>"] = log

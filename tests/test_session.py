@@ -263,6 +263,15 @@ def test_notebooks_name_the_project_kernel_and_use_the_setup_helper(nb):
     assert not shown, f"{nb.name}: the setup cell displays a value (the config once displayed the key)"
     for cell in code:
         assert 'print("\\n".join' not in cell.source, f"{nb.name}: prints a blank line when the list is empty"
+    # the manifest records every name of the parameters cell (docs/architecture.md, "Notebooks", item 3)
+    start = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "start")
+    given = start.args[1]
+    if isinstance(given, ast.Name):  # params = {...}; session.start(..., params, ...)
+        given = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == given.id)
+    declared = set(parameters.declared(code[0].source)) - set(parameters.RUNNER_SET)
+    assert {k.value for k in given.keys} == declared, f"{nb.name}: session.start params differ from the parameters cell"
+    # the last cell writes the results section and shows the headline numbers as a table (item 5)
+    assert "results.write_section(" in code[-1].source and "results.summary_table(" in code[-1].source, nb.name
 
 
 def test_ci_installs_chromium_for_the_browser_test():

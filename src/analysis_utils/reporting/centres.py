@@ -79,6 +79,7 @@ def forest_plot(estimates: pd.DataFrame, summary: dict[str, Any], n_by_centre: p
     ax.set_xlabel("Hazard ratio, HAIC-TKIs-P vs TKIs-P (95% CI)")
     for a in (ax_l, ax_r):
         a.axis("off")
+    ax_l.set_zorder(ax.get_zorder() + 1)  # the summary labels run on under the plot: above its white background
     ax.set_yticks([])
     ax.spines["left"].set_visible(False)
     return fig

@@ -52,21 +52,23 @@ def trace_plot(trace: pd.DataFrame, variables: list[str] | None = None) -> plt.F
     """mice's ``plot(imp)``: mean and SD of the imputed values of each variable against the iteration, one line per
     chain (imputation); well-mixed, flat, intertwined lines indicate convergence."""
     variables = variables or list(dict.fromkeys(trace["variable"]))
-    fig, axes = plt.subplots(len(variables), 2, figsize=(7.2, 1.15 * len(variables) + 0.6), sharex=True,
-                             squeeze=False)
+    nrow = max(1, math.ceil(len(variables) / 2))  # two variables (mean, SD each) per row: the figure fits a page
+    fig, axes = plt.subplots(nrow, 4, figsize=(7.2, 1.25 * nrow + 0.5), sharex=True, squeeze=False)
     for i, v in enumerate(variables):
         d = trace[trace["variable"] == v]
         for j, stat in enumerate(("mean", "sd")):
-            ax = axes[i, j]
+            ax = axes[i // 2, 2 * (i % 2) + j]
             for _, g in d.groupby(".imp"):
                 ax.plot(g["iteration"], g[stat], lw=0.7, alpha=0.8)
-            ax.set_ylabel(f"{term_label(v)}\n{stat}" if j == 0 else stat, fontsize=7)
-            ax.tick_params(labelsize=6.5)
-    for ax in axes[-1]:
-        ax.set_xlabel("Iteration")
-    fig.suptitle("Convergence of the imputation chains (mean and SD of imputed values; one line per chain)",
-                 fontsize=8.5)
-    fig.tight_layout()
+            ax.set_ylabel(f"{term_label(v)}\n{stat}" if j == 0 else stat, fontsize=6.5)
+            ax.tick_params(labelsize=6)
+    for k, ax in enumerate(axes.flat):
+        if k >= 2 * len(variables):
+            ax.set_visible(False)
+        elif k + 4 >= 2 * len(variables):  # the lowest panel of its column: iteration axis labelled
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel("Iteration", fontsize=7)
+    fig.tight_layout()  # no title: the caption says what the figure shows
     return fig
 
 

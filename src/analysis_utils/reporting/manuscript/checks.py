@@ -143,6 +143,9 @@ def _scan_file(path: Path, root: Path, doc_dir: Path, scan: _Scan, xref_types: t
         prefix = key.split("-", 1)[0]
         if "-" in key and prefix in xref_types:
             scan.refs.setdefault(key, []).append(where)
+            if body[m.end():m.end() + 1] == ";" and m.group(1) == key:
+                scan.problems.append(f"{where}: @{key}; the PDF (Typst) swallows a ';' right after a cross-reference "
+                                     "(write ',' or 'and', or end the sentence)")
         else:
             scan.cites.setdefault(key, []).append(where)
 
@@ -159,6 +162,21 @@ def _labelled_cell_outputs(path: Path, root: Path) -> list[str]:
             if n != 1:
                 problems.append(f"{where}: cell {label} has {n} outputs; a fig-/tbl- labelled cell must produce "
                                 "exactly one (move prints and extra displays to an unlabelled cell)")
+    return problems
+
+
+def _bib_braces(text: str, name: str) -> list[str]:
+    """An entry of a BibTeX file whose braces are still open where the next entry starts (or at the end): Pandoc
+    stops the whole bibliography there ("unexpected '@'"), so every citation of the article fails."""
+    problems, depth, start = [], 0, 0
+    for i, line in enumerate(text.splitlines(), 1):
+        if line.startswith("@"):
+            if depth:
+                problems.append(f"bibliography {name}:{start}: entry not closed before the next one (line {i})")
+            depth, start = 0, i
+        depth += line.count("{") - line.count("}")
+    if depth:
+        problems.append(f"bibliography {name}:{start}: entry not closed at the end of the file")
     return problems
 
 
@@ -208,7 +226,9 @@ def check_references(root: str | Path) -> list[str]:
         if not (base / b).is_file():
             problems.append(f"bibliography {b} does not exist")
         else:
-            bib_keys |= set(BIB_KEY_RE.findall((base / b).read_text(encoding="utf-8")))
+            text = (base / b).read_text(encoding="utf-8")
+            bib_keys |= set(BIB_KEY_RE.findall(text))
+            problems += _bib_braces(text, b)
     for base, c in [(proj, cfg.get("csl")), (article.parent, front.get("csl"))]:
         if c and not (base / c).is_file():
             problems.append(f"CSL style {c} does not exist")
@@ -236,6 +256,9 @@ def check_references(root: str | Path) -> list[str]:
                 problems.append(f"{where[0]}: var {key} is empty")
             elif NOT_FORMATTED_RE.search(str(value)):
                 problems.append(f"{where[0]}: var {key} = {value!r} is not formatted for reading")
+            elif re.search(r"@[a-z]+-\w", str(value)):
+                problems.append(f"{where[0]}: var {key} holds a cross-reference ({value!r}): Quarto does not resolve "
+                                "it everywhere (the notebook pages warn); put the @-reference in the text")
     for label, where in sorted(scan.labels.items()):
         if len(where) > 1:
             problems.append(f"label {label} is defined {len(where)} times ({', '.join(where)})")

@@ -14,29 +14,35 @@ A new analysis adds its numbers to the article with one module, ``reporting/manu
 
 ``topic_modules()`` finds every such module by its file name, so no other file changes: ``build_variables``
 calls ``variables`` with a ``Reader`` of ``results[RESULTS_SECTION]`` and the params of the run, and writes the
-returned (nested) strings under ``VARIABLES_KEY``. A module that defines one of the two names but not the rest is an
-error, not skipped; a module that defines neither (e.g. ``variables_simulation``, which reads its own output
-folder) is registered by hand in ``variables.variables_report``.
+returned (nested) strings under ``VARIABLES_KEY`` (left out when empty). When the run has no such section the block is
+left out and the missing section reported. A topic that combines sections reads the others from ``r.results`` (all
+of results.json: ``variables_outcomes``, ``variables_imputation``); one that needs no section of results.json
+sets ``RESULTS_SECTION = None`` and reads the run folder ``r.out_dir`` (``variables_simulation``). A
+``variables_*.py`` module lacking part of the interface is an error, not skipped; the article's own blocks (run,
+methods, cohort, matching, survival, response, safety) are built in ``variables.py``.
 """
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
 TOPIC_PREFIX = "variables_"
 TOPIC_API = ("VARIABLES_KEY", "RESULTS_SECTION", "variables")
-TOPIC_MARKERS = ("VARIABLES_KEY", "RESULTS_SECTION")  # a module with one of these means to follow the interface
 
 
 @dataclass
 class Reader:
-    """Reads one results section; a missing key raises KeyError('<section>.<key>'), which ``collect`` records."""
+    """Reads one results section; a missing key raises KeyError('<section>.<key>'), which ``collect`` records.
+
+    ``results`` is the whole of results.json (for a topic combining sections), ``out_dir`` the run folder."""
     section: str
     values: dict[str, Any]
+    results: dict[str, Any] = field(default_factory=dict, repr=False)
+    out_dir: Path | None = None
 
     def __call__(self, key: str) -> Any:
         if key not in self.values:
@@ -59,10 +65,9 @@ def collect(out: dict[str, Any], name: str, make: Callable[[], Any], missing: li
 
 
 def topic_modules() -> list[ModuleType]:
-    """Every ``reporting/manuscript/variables_<topic>.py`` defining ``VARIABLES_KEY``, ``RESULTS_SECTION`` and
-    ``variables``, in name order. A module defining neither constant is left to an explicit entry in
-    ``variables.variables_report``; one that defines a constant but not all three names raises TypeError naming what
-    it lacks (a misspelt module would otherwise vanish from the article)."""
+    """Every ``reporting/manuscript/variables_<topic>.py``, in name order. Each must define ``VARIABLES_KEY``,
+    ``RESULTS_SECTION`` and ``variables``: one lacking any raises TypeError naming what it lacks (a misspelt module
+    would otherwise vanish from the article; there is no second way to register a topic)."""
     package = __name__.rpartition(".")[0]
     found = []
     for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
@@ -70,8 +75,6 @@ def topic_modules() -> list[ModuleType]:
             continue
         module = importlib.import_module(f"{package}.{info.name}")
         lacking = [a for a in TOPIC_API if not hasattr(module, a)]
-        if not any(hasattr(module, m) for m in TOPIC_MARKERS):
-            continue
         if lacking:
             raise TypeError(f"{module.__name__}: a manuscript variables module must define {', '.join(TOPIC_API)}; "
                             f"it lacks {', '.join(lacking)} (see analysis_utils.reporting.manuscript.values)")

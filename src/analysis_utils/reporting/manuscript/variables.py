@@ -12,15 +12,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from analysis_utils.reporting import tables
-from analysis_utils.reporting.manuscript import variables_imputation
-from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
-from analysis_utils.reporting.manuscript.values import Reader, collect, topic_modules
-from analysis_utils.reporting.manuscript.variables_simulation import simulation_variables
-from analysis_utils.reporting.manuscript.variables_outcomes import outcomes_variables
 from analysis_utils.reporting.manuscript.text import (ci_text, covariate_text, date_text, days_text, est_ci_text,
                                                       fmt_count_pct, fmt_int, fmt_pct, human_list, is_missing,
                                                       level_text, median_text, months_list_text, p_text)
-from analysis_utils.reporting.manuscript.variables_target_trial import target_trial_variables
+from analysis_utils.reporting.manuscript.values import Reader, collect, topic_modules
+from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC
 
 CONF_TYPE_TEXT = {
     "log-log": "log-log transformed",
@@ -217,8 +213,9 @@ def build_variables(out_dir: str | Path) -> dict[str, Any]:
 
     Top-level keys: run (manifest), methods (params prose), cohort (cleaning), matching, survival, response,
     safety, and one per topic module ``variables_<topic>.py`` (``values.topic_modules``: its ``VARIABLES_KEY``,
-    built from its ``RESULTS_SECTION`` of results.json). A section whose results are absent is left out, and so is any variable whose results key is missing;
-    ``variables_report`` says which (``check_references`` then reports the unresolved ``{{< var >}}``)."""
+    built from its ``RESULTS_SECTION`` of results.json: target_trial, imputation, outcomes, simulation). A section
+    whose results are absent is left out, and so is any variable whose results key is missing; ``variables_report``
+    says which (``check_references`` then reports the unresolved ``{{< var >}}``)."""
     return variables_report(out_dir)[0]
 
 
@@ -237,27 +234,24 @@ def variables_report(out_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
     missing: list[str] = []
     variables: dict[str, Any] = {"run": _run_variables(manifest), "methods": _methods_variables(params)}
     flow_labels = _flow_labels(out)
-    builders: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
+    builders: dict[str, tuple[str | None, Callable[[Reader], dict[str, Any]]]] = {
         "cohort": ("cleaning", lambda r: _cohort_variables(r, flow_labels, missing)),
-        "target_trial": ("target_trial", lambda r: target_trial_variables(r, params, _collect, missing)),
         "matching": ("matching", lambda r: _matching_variables(r, params, missing)),
         "survival": ("survival", lambda r: _survival_variables(r, params, missing)),
         "response": ("response", lambda r: _response_variables(r, params, missing)),
         "safety": ("safety", lambda r: _safety_variables(r, missing, _alpha(params))),
-        "outcomes": ("progression", lambda r: outcomes_variables(results, params, missing)),
     }
     for topic in topic_modules():  # reporting/manuscript/variables_<topic>.py (values.topic_modules)
-        if topic.VARIABLES_KEY not in builders:
-            builders[topic.VARIABLES_KEY] = (topic.RESULTS_SECTION, lambda r, t=topic: t.variables(r, params, missing))
+        if topic.VARIABLES_KEY in builders or topic.VARIABLES_KEY in variables:
+            raise ValueError(f"topic VARIABLES_KEY '{topic.VARIABLES_KEY}' is already a block of _variables.yml")
+        builders[topic.VARIABLES_KEY] = (topic.RESULTS_SECTION, lambda r, t=topic: t.variables(r, params, missing))
     for name, (section, build) in builders.items():
-        if section not in results:
+        if section is not None and section not in results:
             missing.append(f"{name}: results.json has no '{section}' section")
             continue
-        block = build(_Reader(section, results[section]))
+        block = build(Reader(section or "", results.get(section, {}) if section else {}, results, out))
         if block:
             variables[name] = block
-    variables["simulation"] = simulation_variables(out)  # the supplement's simulation section
-    variables["imputation"] = variables_imputation.build(results, params, missing)
     return variables, missing
 
 
@@ -355,7 +349,9 @@ def _endpoint_variables(r: _Reader, ep: str, label: str, params: dict[str, Any],
             parts = []
             for month in sv["timepoints_months"]:
                 key = f"{ep}_{_time_key(month)}_{t}{c}"
-                parts.append(f"{tables.fmt_num(100 * float(r(key)), 1, 'NE')}% at {float(month):g} months")
+                value = r(key)  # None: the curve ends before the timepoint
+                parts.append(f"{'NE' if is_missing(value) else tables.fmt_num(100 * float(value), 1)}"
+                             f"{'' if is_missing(value) else '%'} at {float(month):g} months")
             return human_list(parts)
 
         _collect(out, f"rates_{tag}", rates, missing)
@@ -371,9 +367,11 @@ def _endpoint_variables(r: _Reader, ep: str, label: str, params: dict[str, Any],
                         ("matched_strat", "hr_matched_strat"), ("landmark", "hr_landmark")):
         _collect(out, name, lambda m=model: _hr_text(r, f"{ep}_hr_{m}", level), missing)
     _collect(out, "ph_p", lambda: p_text(r(f"{ep}_ph_p_arm{c}")), missing)
-    _collect(out, "rmst_tau", lambda: f"{float(r(f'{ep}_rmst_tau{c}')):g} months", missing)
+    # the article quotes the RMST of OS; a PFS curve that ends before tau has none (the notebook says so)
+    rmst_missing = missing if ep == "os" else []
+    _collect(out, "rmst_tau", lambda: f"{float(r(f'{ep}_rmst_tau{c}')):g} months", rmst_missing)
     _collect(out, "rmst_comparison", lambda: _signed_months(r(f"{ep}_rmst_diff{c}"), r(f"{ep}_rmst_diff{c}_lower"),
-                                                            r(f"{ep}_rmst_diff{c}_upper"), level), missing)
+                                                            r(f"{ep}_rmst_diff{c}_upper"), level), rmst_missing)
     _collect(out, "landmark_n", lambda: fmt_int(r(f"{ep}_landmark_n")), missing)
     return out
 

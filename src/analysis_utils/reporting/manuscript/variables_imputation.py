@@ -1,7 +1,7 @@
 """``_variables.yml`` block ``imputation``: the missing-data and centre numbers the article quotes, formatted from
 results.json (sections ``imputation`` of 02_missing_data and the ``mi_``, ``cc_``, ``ind_``, ``centre_`` keys that
-04-06 add to ``matching``, ``survival`` and ``response``) and the params of the run. Registered in
-``variables.variables_report``; quoted as ``{{< var imputation.<key> >}}`` by ``manuscript/_missing-data.qmd``,
+04-06 add to ``matching``, ``survival`` and ``response``) and the params of the run. Found by
+``values.topic_modules``; quoted as ``{{< var imputation.<key> >}}`` by ``manuscript/_missing-data.qmd``,
 ``manuscript/_missing-data-results.qmd`` and the Methods. Method: docs/methods/missing-data.md,
 docs/methods/multicentre.md.
 """
@@ -11,8 +11,12 @@ from typing import Any, Callable
 
 from analysis_utils.reporting import tables
 from analysis_utils.reporting.manuscript.text import (ci_text, est_ci_text, fmt_int, fmt_pct, human_list, p_text)
+from analysis_utils.reporting.manuscript.values import Reader
 
-__all__ = ["build"]
+__all__ = ["RESULTS_SECTION", "VARIABLES_KEY", "build", "variables"]
+
+VARIABLES_KEY = "imputation"  # quoted as {{< var imputation.<key> >}}
+RESULTS_SECTION = "imputation"  # 02_missing_data's section; the mi_/cc_/centre_ keys of 04-06 from the whole results
 
 PS_MODE_TEXT = {"none": "Centre did not enter the propensity model",
                 "fixed_effect": "Centre entered the propensity model as a fixed effect (one indicator per centre)",
@@ -85,8 +89,8 @@ def build(results: dict[str, Any], params: dict[str, Any], missing: list[str]) -
     _put(out, "missing_child_pugh", lambda: f"{fmt_int(imp('n_missing_child_pugh_class'))} "
          f"({fmt_pct(imp('pct_missing_child_pugh_class'))})", missing)
     _put(out, "ps_missing", lambda: (
-        f"missing covariate values were multiply imputed ({fmt_int(imp('m'))} imputed data sets, see "
-        "@sec-missing-data), and the propensity model, matching, weighting and balance check were repeated in "
+        f"missing covariate values were multiply imputed ({fmt_int(imp('m'))} imputed data sets), and the "
+        "propensity model, matching, weighting and balance check were repeated in "
         "every imputed data set"), missing)
     out["centre_ps"] = PS_MODE_TEXT.get(str(cp.get("ps_model", "none")), str(cp.get("ps_model")))
     out["tipping_deltas"] = human_list(f"{float(d):g}" for d in ip.get("tipping_point", {}).get("deltas", []))
@@ -134,3 +138,9 @@ def build(results: dict[str, Any], params: dict[str, Any], missing: list[str]) -
     out["meta_method"] = {"REML": "restricted maximum likelihood", "DL": "the DerSimonian-Laird estimator"}.get(
         str(cp.get("meta_method", "REML")), str(cp.get("meta_method")))
     return out
+
+
+def variables(r: Reader, params: dict[str, Any], missing: list[str]) -> dict[str, Any]:
+    """The topic interface (:mod:`analysis_utils.reporting.manuscript.values`): :func:`build` of the whole
+    results.json."""
+    return build(r.results, params, missing)

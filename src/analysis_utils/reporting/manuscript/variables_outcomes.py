@@ -11,6 +11,10 @@ from typing import Any, Callable
 from analysis_utils.reporting import tables
 from analysis_utils.reporting.manuscript.text import (ci_text, days_text, est_ci_text, fmt_int, human_list,
                                                       median_text, months_list_text, p_text)
+from analysis_utils.reporting.manuscript.values import Reader
+
+VARIABLES_KEY = "outcomes"  # quoted as {{< var outcomes.<key> >}} (manuscript/_outcomes_*.qmd)
+RESULTS_SECTION = "progression"  # 05_survival's progression section; the others are read from the whole results
 
 ARMS = (("haic", "HAIC-TKIs-P"), ("control", "TKIs-P"))
 CRITERIA = (("recist", "RECIST 1.1"), ("mrecist", "mRECIST"))
@@ -30,6 +34,13 @@ class _Sections:
     def __call__(self, section: str, key: str) -> Any:
         values = self.results.get(section, {})
         if key not in values or values[key] is None:
+            raise KeyError(f"{section}.{key}")
+        return values[key]
+
+    def value(self, section: str, key: str) -> Any:
+        """The value, ``None`` included (a median or CI limit not reached); KeyError only when the key is absent."""
+        values = self.results.get(section, {})
+        if key not in values:
             raise KeyError(f"{section}.{key}")
         return values[key]
 
@@ -97,8 +108,9 @@ def _hierarchy(r: _Sections, out: dict[str, Any], missing: list[str]) -> None:
         untested = [HYPOTHESIS_TEXT[h] for h in order if not r("multiplicity", f"{h}_tested")]
         if len(rejected) == len(order):
             return f"all {NUMBER_WORDS.get(len(order), len(order))} hypotheses were rejected ({human_list(rejected)})"
-        text = (f"the null hypotheses for {human_list(rejected)} were rejected" if rejected
-                else "no hypothesis was rejected")
+        # "no difference", not "null": the manuscript check reads a bare "null" as an unformatted value
+        text = (f"the hypothes{'is' if len(rejected) == 1 else 'es'} of no difference in {human_list(rejected)} "
+                f"{'was' if len(rejected) == 1 else 'were'} rejected" if rejected else "no hypothesis was rejected")
         if stopped:
             text += f"; the one for {stopped[0]} was not, so the sequence stopped there"
         if untested:
@@ -121,10 +133,10 @@ def _progression(r: _Sections, out: dict[str, Any], level: float, missing: list[
                  missing)
             _put(block, f"death_cif_{tag}",
                  lambda t=tag: _pct_ci(r, "progression", f"death_{crit}_cif_{CIF_MONTHS}m_{t}", level), missing)
-            _put(block, f"dor_{tag}", lambda t=tag: median_text(r("progression", f"dor_{crit}_median_{t}"),
-                                                                r("progression", f"dor_{crit}_median_{t}_lower"),
-                                                                r("progression", f"dor_{crit}_median_{t}_upper"),
-                                                                level), missing)
+            _put(block, f"dor_{tag}", lambda t=tag: median_text(r.value("progression", f"dor_{crit}_median_{t}"),
+                                                                r.value("progression", f"dor_{crit}_median_{t}_lower"),
+                                                                r.value("progression", f"dor_{crit}_median_{t}_upper"),
+                                                                level), missing)  # None: not reached
             _put(block, f"dor_n_{tag}", lambda t=tag: fmt_int(r("progression", f"dor_{crit}_n_{t}")), missing)
         _put(block, "ttp_gray_p", lambda: p_text(r("progression", f"ttp_{crit}_gray_p")), missing)
         _put(block, "death_gray_p", lambda: p_text(r("progression", f"death_{crit}_gray_p")), missing)
@@ -142,7 +154,7 @@ def _progression(r: _Sections, out: dict[str, Any], level: float, missing: list[
         _put(block, "rmst_paired", lambda: (
             f"{tables.fmt_num(r('survival', f'pfs_{crit}_rmst_diff_matched'), 1)} months "
             f"({ci_text(r('survival', f'pfs_{crit}_rmst_diff_matched_paired_lower'), r('survival', f'pfs_{crit}_rmst_diff_matched_paired_upper'), level, 1)})"),
-             missing)
+             [])  # not quoted by the article; absent when a PFS curve ends before tau (RMST not estimable)
         out[crit] = block
     for tag, arm in ARMS:
         _put(out, f"first_scan_{tag}", lambda t=tag: f"{tables.fmt_num(r('progression', f'imaging_first_scan_days_{t}'), 0)} days",
@@ -195,3 +207,9 @@ def outcomes_variables(results: dict[str, Any], params: dict[str, Any], missing:
     if "safety" in results:
         _safety(r, out, float(params.get("safety", {}).get("conf_level", 0.95)), missing)
     return out
+
+
+def variables(r: Reader, params: dict[str, Any], missing: list[str]) -> dict[str, Any]:
+    """The topic interface (:mod:`analysis_utils.reporting.manuscript.values`): :func:`outcomes_variables` of the
+    whole results.json."""
+    return outcomes_variables(r.results, params, missing)

@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from analysis_utils.reporting.manuscript.text import fmt_int, human_list
+from analysis_utils.reporting.manuscript.values import Reader
 
+VARIABLES_KEY = "simulation"  # quoted as {{< var simulation.status >}} (manuscript/_simulation.qmd)
+RESULTS_SECTION = None  # not in results.json: the simulation folder beside the run folder
 SUMMARY_FILE = "simulation_results.json"
 COMMAND = "python -m analysis_utils simulate"
 SECTION = "simulation/section.md"
@@ -54,6 +57,12 @@ def simulation_variables(out_dir: str | Path) -> dict[str, Any]:
     return {"status": f"The simulation stored with this run covers {fmt_int(len(done))} scenario"
                       f"{'s' if len(done) != 1 else ''} with {rep_text} replicates each; the methods were "
                       f"{methods}."}
+
+
+def variables(r: Reader, params: dict[str, Any], missing: list[str]) -> dict[str, Any]:
+    """The topic interface (:mod:`analysis_utils.reporting.manuscript.values`): :func:`simulation_variables` of the
+    run folder."""
+    return simulation_variables(r.out_dir)
 
 
 def _scenario_rows(summary: dict[str, Any]) -> str:

@@ -20,7 +20,10 @@ from typing import Any, Callable
 from analysis_utils.reporting import tables
 from analysis_utils.reporting.manuscript.text import (covariate_text, days_text, est_ci_text, fmt_int, human_list,
                                                       is_missing, level_text, months_list_text)
+from analysis_utils.reporting.manuscript.values import Reader, collect
 
+VARIABLES_KEY = "target_trial"  # quoted as {{< var target_trial.<key> >}} (manuscript/_target_trial_*.qmd)
+RESULTS_SECTION = "target_trial"  # 03_target_trial's section of results.json
 ENDPOINTS = ("os", "pfs_recist", "pfs_mrecist")
 TAGS = ("haic", "control")
 SENSITIVITY = (("naive", "naive"), ("unweighted", "ccw_unweighted"), ("complete", "ccw_complete"),
@@ -89,8 +92,7 @@ def _pp(r: Callable[[str], Any], key: str, level: float) -> str:
                      "percentage points")
 
 
-def target_trial_variables(r: Callable[[str], Any], params: dict[str, Any], collect: Callable[..., None],
-                           missing: list[str]) -> dict[str, Any]:
+def variables(r: Reader, params: dict[str, Any], missing: list[str]) -> dict[str, Any]:
     """The ``target_trial`` block (module docstring). ``r`` reads the results section (KeyError when absent);
     ``collect(out, name, make, missing)`` records a variable or why it could not be built."""
     tp = params.get("target_trial", {})
