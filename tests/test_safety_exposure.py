@@ -105,3 +105,22 @@ def test_safety_data_quality_entries_are_located():
     assert list(dq.columns) == DQ_COLUMNS
     assert dq[["center_id", "file", "row", "column"]].values.tolist() == [["C01", "C01/adverse_events.csv", 2,
                                                                           "grade"]]
+
+
+def test_journal_versions_of_the_rate_and_schedule_tables_have_readable_first_columns():
+    """The EAIR and common-schedule tables reach the supplement with reader-facing headers, not column names."""
+    from analysis_utils.reporting import safety as report
+
+    arms = ["HAIC-TKIs-P", "TKIs-P"]
+    eair = pd.DataFrame({"category": ["any grade >= 3 TEAE"], "rate ratio": [1.5], "rate ratio lower": [1.0],
+                         "rate ratio upper": [2.2], "p": [0.04],
+                         **{f"{a} {k}": [v] for a in arms for k, v in
+                            (("N", 10), ("n", 4), ("%", 40.0), ("PY", 8.0), ("EAIR", 50.0), ("EAIR lower", 13.6),
+                             ("EAIR upper", 128.0))}})
+    out = report.format_eair(eair)
+    assert out.columns[0] == "Patients with" and out.iloc[0, 0] == "any grade ≥ 3 TEAE"
+    lab = pd.DataFrame({"labs": ["all draws", "common schedule"], "ctcae_term": ["ALT increased"] * 2,
+                        "p >=3": [0.5, 0.7],
+                        **{f"{a} >=3 {k}": [1, 1] if k == "n" else [10.0, 10.0] for a in arms for k in ("n", "%")}})
+    wide = report.format_lab_sensitivity(lab, arms)
+    assert wide.columns[0] == "CTCAE term" and wide.iloc[0, 0] == "ALT increased"

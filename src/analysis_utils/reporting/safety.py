@@ -56,7 +56,7 @@ def format_eair(table: pd.DataFrame) -> pd.DataFrame:
     """Manuscript version of :func:`~analysis_utils.steps.safety.eair_table`: per category and arm 'n (%)' (crude)
     and the EAIR per 100 patient-years with its exact 95% CI, then the rate ratio (95% CI) and its nominal P."""
     arms = [c[:-2] for c in table.columns if c.endswith(" N")]
-    out = pd.DataFrame({"category": table["category"].str.replace(">=", "≥", regex=False)})
+    out = pd.DataFrame({"Patients with": table["category"].str.replace(">=", "≥", regex=False)})
     for arm in arms:
         out[f"{arm}, n (%)"] = [f"{int(n)} ({pct:.1f}%)" for n, pct in zip(table[f"{arm} n"], table[f"{arm} %"])]
         out[f"{arm}, patient-years"] = [fmt_num(v, 1, "—") for v in table[f"{arm} PY"]]
@@ -81,7 +81,7 @@ def format_lab_sensitivity(table: pd.DataFrame, arms: Sequence[str] = tuple(ARM_
         cols[f"P (nominal, {lab})"] = sub["p >=3"].map(fmt_p).to_numpy()
         part = pd.DataFrame(cols, index=sub.index)
         wide = part if wide is None else wide.join(part, how="outer")
-    return wide.reset_index()
+    return wide.rename_axis("CTCAE term").reset_index()
 
 
 def format_first_grade3(first_g3: dict) -> pd.DataFrame:
