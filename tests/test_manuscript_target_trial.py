@@ -78,3 +78,16 @@ def test_scan_rule_follows_the_params(after, expected):
     params = {**PARAMS, "cleaning": {**PARAMS["cleaning"], "baseline_imaging_after_days": after}}
     v = variables(_reader(_results()), params, [])
     assert v["scan_rule"].endswith(expected)
+
+
+def test_conclusion_names_both_pfs_criteria_once_when_they_agree():
+    from analysis_utils.reporting.manuscript.variables_target_trial import conclusion
+
+    ci = {"os": (0.01, 0.2), "pfs_recist": (-0.1, 0.1), "pfs_mrecist": (-0.05, 0.12)}
+    values = {f"{ep}_sdiff24m_{end}": v for ep, (lo, hi) in ci.items() for end, v in (("lower", lo), ("upper", hi))}
+    text = conclusion(values.__getitem__, ["os", "pfs_recist", "pfs_mrecist"], "24m")
+    assert text == ("was associated with higher overall survival and was not clearly associated with "
+                    "progression-free survival per RECIST 1.1 and per mRECIST at 24 months")
+    values["pfs_mrecist_sdiff24m_lower"] = 0.01  # the criteria disagree: each is named
+    assert "per RECIST 1.1" in conclusion(values.__getitem__, ["os", "pfs_recist", "pfs_mrecist"], "24m") and \
+        "survival per mRECIST" in conclusion(values.__getitem__, ["os", "pfs_recist", "pfs_mrecist"], "24m")

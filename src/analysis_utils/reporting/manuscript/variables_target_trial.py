@@ -76,6 +76,11 @@ def conclusion(r: Callable[[str], Any], endpoints: list[str], main: str) -> str:
     for ep in endpoints:
         way = _direction(r(f"{ep}_sdiff{main}_lower"), r(f"{ep}_sdiff{main}_upper"))
         groups.setdefault(way, []).append(LABELS[ep])
+    both_pfs = [LABELS["pfs_recist"], LABELS["pfs_mrecist"]]
+    for labels in groups.values():  # one phrase when both PFS criteria point the same way
+        if all(label in labels for label in both_pfs):
+            labels[labels.index(both_pfs[0])] = "progression-free survival per RECIST 1.1 and per mRECIST"
+            labels.remove(both_pfs[1])
     parts = [f"was associated with {way} {human_list(groups[way])}" for way in ("higher", "lower") if way in groups]
     if "similar" in groups:
         parts.append(f"was not clearly associated with {human_list(groups['similar'])}")
