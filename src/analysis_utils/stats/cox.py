@@ -271,16 +271,18 @@ class CoxFit:
     n_events: int
 
 
-def fit_cox(df: pd.DataFrame, duration_col: str, event_col: str, covariates: Sequence[str], ties: str,
-            weights_col: str | None, strata_col: str | None, reference: dict[str, object] | None) -> CoxFit:
-    """Validate the data, build the design matrix and fit (lifelines for Efron, else or on failure coxph.fit's
-    Newton-Raphson); the naive variance and R's "may be infinite" check of each coefficient."""
+def _prepare(df: pd.DataFrame, duration_col: str, event_col: str, covariates: Sequence[str], ties: str,
+             weights_col: str | None, strata_col: str | None, reference: dict[str, object] | None,
+             cluster_col: str | None = None, require_covariates: bool = False):
+    """The data checks and arrays shared by ``fit_cox`` and ``cox_coefficients``: tie method and columns checked,
+    (time, event, weight), at least one event, the design matrix with its term columns, stratum codes and the
+    sorted risk-set data. Returns (X, term_columns, t, e, w, s_codes, d)."""
     if ties not in ("efron", "breslow"):
         raise ValueError(f"ties must be 'efron' or 'breslow' (got {ties!r})")
-    for c in [duration_col, event_col, weights_col, strata_col]:
+    for c in [duration_col, event_col, weights_col, strata_col, cluster_col]:
         if c is not None and c not in df.columns:
             raise ValueError(f"column '{c}' is not in the data")
-    if not covariates:
+    if require_covariates and not covariates:
         raise ValueError("covariates is empty")
     t, e, w = survival_data(df[duration_col], df[event_col], None if weights_col is None else df[weights_col])
     if e.sum() == 0:
@@ -288,7 +290,15 @@ def fit_cox(df: pd.DataFrame, duration_col: str, event_col: str, covariates: Seq
     X, term_columns = _design_matrix(df, covariates, reference)
     s_codes = (np.zeros(t.size, dtype=int) if strata_col is None
                else pd.factorize(pd.Series(group_labels(df[strata_col], strata_col, t.size)))[0])
-    d = _cox_data(X.to_numpy(dtype=float), t, e, w, s_codes)
+    return X, term_columns, t, e, w, s_codes, _cox_data(X.to_numpy(dtype=float), t, e, w, s_codes)
+
+
+def fit_cox(df: pd.DataFrame, duration_col: str, event_col: str, covariates: Sequence[str], ties: str,
+            weights_col: str | None, strata_col: str | None, reference: dict[str, object] | None) -> CoxFit:
+    """Validate the data, build the design matrix and fit (lifelines for Efron, else or on failure coxph.fit's
+    Newton-Raphson); the naive variance and R's "may be infinite" check of each coefficient."""
+    X, term_columns, t, e, w, s_codes, d = _prepare(df, duration_col, event_col, covariates, ties, weights_col,
+                                                    strata_col, reference, require_covariates=True)
     engine, converged = "newton-raphson (coxph.fit)", False
     if ties == "breslow" or X.shape[1] <= NR_MAX_COLUMNS:
         beta, converged = _newton_raphson(d, ties)
@@ -468,18 +478,8 @@ def cox_coefficients(df: pd.DataFrame, duration_col: str, event_col: str, covari
     path for analyses repeated many times (multiple imputation, leave-one-out). Columns term, coef, se, se_naive,
     se_robust, flag; ``.attrs`` n, n_events, converged, variance. Agrees with ``cox_ph`` to the convergence
     tolerance (relative log-likelihood change 1e-9)."""
-    if ties not in ("efron", "breslow"):
-        raise ValueError(f"ties must be 'efron' or 'breslow' (got {ties!r})")
-    for c in [duration_col, event_col, weights_col, strata_col, cluster_col]:
-        if c is not None and c not in df.columns:
-            raise ValueError(f"column '{c}' is not in the data")
-    t, e, w = survival_data(df[duration_col], df[event_col], None if weights_col is None else df[weights_col])
-    if e.sum() == 0:
-        raise ValueError(f"'{event_col}' has no events: the Cox model is not estimable")
-    X, term_columns = _design_matrix(df, covariates, reference)
-    s_codes = (np.zeros(t.size, dtype=int) if strata_col is None
-               else pd.factorize(pd.Series(group_labels(df[strata_col], strata_col, t.size)))[0])
-    d = _cox_data(X.to_numpy(dtype=float), t, e, w, s_codes)
+    X, term_columns, t, e, w, s_codes, d = _prepare(df, duration_col, event_col, covariates, ties, weights_col,
+                                                    strata_col, reference, cluster_col)
     beta, converged = _newton_raphson(d, ties)
     terms = _cox_terms(d, beta, ties)
     try:

@@ -50,17 +50,19 @@ class Reader:
         return self.values[key]
 
 
-def collect(out: dict[str, Any], name: str, make: Callable[[], Any], missing: list[str]) -> None:
-    """Set ``out[name] = make()``, or record which results key was missing (the variable is then left out)."""
+def collect(out: dict[str, Any], name: str, make: Callable[[], Any], missing: list[str], *, prefix: str = "",
+            keep_none: bool = False) -> None:
+    """Set ``out[name] = make()``, or record which results key was missing (the variable is then left out); the
+    record names the variable as ``prefix + name``. A ``None`` value is left out unless ``keep_none``."""
     try:
         value = make()
     except KeyError as exc:
-        missing.append(f"{name}: results key {exc.args[0]} not found")
+        missing.append(f"{prefix}{name}: results key {exc.args[0]} not found")
         return
     except (TypeError, ValueError) as exc:
-        missing.append(f"{name}: {exc}")
+        missing.append(f"{prefix}{name}: {exc}")
         return
-    if value is not None:
+    if value is not None or keep_none:
         out[name] = value
 
 

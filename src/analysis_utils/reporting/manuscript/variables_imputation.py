@@ -7,11 +7,12 @@ docs/methods/multicentre.md.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 from analysis_utils.reporting import tables
 from analysis_utils.reporting.manuscript.text import (ci_text, est_ci_text, fmt_int, fmt_pct, human_list, p_text)
-from analysis_utils.reporting.manuscript.values import Reader
+from analysis_utils.reporting.manuscript.values import Reader, collect
 
 __all__ = ["RESULTS_SECTION", "VARIABLES_KEY", "build", "variables"]
 
@@ -35,13 +36,7 @@ def _get(results: dict[str, Any], section: str) -> Callable[[str], Any]:
     return read
 
 
-def _put(out: dict[str, Any], name: str, make: Callable[[], Any], missing: list[str]) -> None:
-    try:
-        out[name] = make()
-    except KeyError as exc:
-        missing.append(f"imputation.{name}: results key {exc.args[0]} not found")
-    except (TypeError, ValueError) as exc:
-        missing.append(f"imputation.{name}: {exc}")
+_put = partial(collect, prefix="imputation.", keep_none=True)  # the variable, or why it is missing
 
 
 def _inline(read: Callable[[str], Any], key: str, level: float, label: str = "HR", digits: int = 2) -> str:

@@ -6,12 +6,13 @@ results.json and from the params of the run; every value is formatted for readin
 (:mod:`analysis_utils.reporting.manuscript.text`)."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 from analysis_utils.reporting import tables
 from analysis_utils.reporting.manuscript.text import (ci_text, days_text, est_ci_text, fmt_int, human_list,
                                                       median_text, months_list_text, p_text)
-from analysis_utils.reporting.manuscript.values import Reader
+from analysis_utils.reporting.manuscript.values import Reader, collect
 
 VARIABLES_KEY = "outcomes"  # quoted as {{< var outcomes.<key> >}} (manuscript/_outcomes_*.qmd)
 RESULTS_SECTION = "progression"  # 05_survival's progression section; the others are read from the whole results
@@ -45,13 +46,7 @@ class _Sections:
         return values[key]
 
 
-def _put(out: dict[str, Any], name: str, make: Callable[[], Any], missing: list[str]) -> None:
-    try:
-        out[name] = make()
-    except KeyError as exc:
-        missing.append(f"outcomes.{name}: results key {exc.args[0]} not found")
-    except (TypeError, ValueError) as exc:
-        missing.append(f"outcomes.{name}: {exc}")
+_put = partial(collect, prefix="outcomes.", keep_none=True)  # the variable, or why it is missing
 
 
 def _pct_ci(r: _Sections, section: str, key: str, level: float) -> str:
