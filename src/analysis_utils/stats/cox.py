@@ -293,6 +293,18 @@ def _prepare(df: pd.DataFrame, duration_col: str, event_col: str, covariates: Se
     return X, term_columns, t, e, w, s_codes, _cox_data(X.to_numpy(dtype=float), t, e, w, s_codes)
 
 
+def _information(d, beta: np.ndarray, ties: str):
+    """Terms at ``beta``, the naive variance (inverse information) and coxph.fit's "may be infinite" check of each
+    coefficient; a singular information matrix raises ValueError."""
+    terms = _cox_terms(d, beta, ties)
+    try:
+        var = np.linalg.inv(terms.I)
+    except np.linalg.LinAlgError as exc:
+        raise ValueError("the information matrix is singular (collinear covariates?)") from exc
+    step = np.abs(terms.U @ var)
+    return terms, var, (step > _COX_EPS) & (step > np.sqrt(_COX_EPS) * np.abs(beta))
+
+
 def fit_cox(df: pd.DataFrame, duration_col: str, event_col: str, covariates: Sequence[str], ties: str,
             weights_col: str | None, strata_col: str | None, reference: dict[str, object] | None) -> CoxFit:
     """Validate the data, build the design matrix and fit (lifelines for Efron, else or on failure coxph.fit's
@@ -308,13 +320,7 @@ def fit_cox(df: pd.DataFrame, duration_col: str, event_col: str, covariates: Seq
             engine, converged = "lifelines CoxPHFitter", True
         except Exception:  # lifelines' ConvergenceError and friends: R's algorithm, flagged if it did not converge
             beta, converged = _newton_raphson(d, ties)
-    terms = _cox_terms(d, beta, ties)
-    try:
-        var = np.linalg.inv(terms.I)
-    except np.linalg.LinAlgError as exc:
-        raise ValueError("the information matrix is singular (collinear covariates?)") from exc
-    step = np.abs(terms.U @ var)
-    infinite = (step > _COX_EPS) & (step > np.sqrt(_COX_EPS) * np.abs(beta))  # coxph.fit's "may be infinite" check
+    terms, var, infinite = _information(d, beta, ties)
     null = _cox_terms(d, np.zeros_like(beta), ties).loglik
     return CoxFit(list(X.columns), term_columns, beta, var, terms.loglik, null, infinite, converged, engine, d,
                    terms, int(t.size), int(e.sum()))
@@ -481,13 +487,7 @@ def cox_coefficients(df: pd.DataFrame, duration_col: str, event_col: str, covari
     X, term_columns, t, e, w, s_codes, d = _prepare(df, duration_col, event_col, covariates, ties, weights_col,
                                                     strata_col, reference, cluster_col)
     beta, converged = _newton_raphson(d, ties)
-    terms = _cox_terms(d, beta, ties)
-    try:
-        var = np.linalg.inv(terms.I)
-    except np.linalg.LinAlgError as exc:
-        raise ValueError("the information matrix is singular (collinear covariates?)") from exc
-    step = np.abs(terms.U @ var)
-    infinite = (step > _COX_EPS) & (step > np.sqrt(_COX_EPS) * np.abs(beta))
+    terms, var, infinite = _information(d, beta, ties)
     fit = CoxFit(list(X.columns), term_columns, beta, var, terms.loglik, float("nan"), infinite, converged,
                  "newton-raphson (coxph.fit)", d, terms, int(t.size), int(e.sum()))
     cluster = None if cluster_col is None else group_labels(df[cluster_col], cluster_col, fit.n)
