@@ -151,9 +151,9 @@ def summarise(rows: pd.DataFrame, truth: dict[str, dict[str, float]], block: int
                 bias = float(x.mean() - truth[ep][q])
                 sd = float(x.std(ddof=1))
                 mcse = sd / math.sqrt(x.size)
-                out.append({"replicates": label, "variant": str(variant), "endpoint": ep, "quantity": q, "n": int(x.size),
-                            "truth": truth[ep][q], "bias": bias, "mcse": mcse, "bias_in_mcse": bias / mcse,
-                            "empirical_sd": sd})
+                out.append({"replicates": label, "variant": str(variant), "endpoint": ep, "quantity": q,
+                            "n": int(x.size), "truth": truth[ep][q], "bias": bias, "mcse": mcse,
+                            "bias_in_mcse": bias / mcse, "empirical_sd": sd})
     return out
 
 
