@@ -117,7 +117,7 @@ def prepare(cohort: pd.DataFrame, cfg: TargetTrialConfig) -> TTEData:
     ever = cohort["arm_ever_haic"].eq(ARM_HAIC).to_numpy() if "arm_ever_haic" in cohort.columns \
         else (pd.to_numeric(cohort["haic_offset_days"], errors="coerce") <= cfg.grace_days).to_numpy()
     q = cfg.truncate_quantiles_sensitivity
-    return TTEData(data, design(cfg), design(cfg, grid=False), None if q is None else design(cfg, truncate=q),
+    return TTEData(data, design(cfg), design(cfg, grid=False), None if q is None else design(cfg, False, q),
                    cohort["arm"].eq(ARM_HAIC).to_numpy(), ever, complete, names, notes)
 
 
