@@ -15,7 +15,10 @@ Variants (all from the params' ``target_trial:`` section, weights NOT truncated 
 - ``truncated_1_99``: weights truncated at the 1st and 99th percentiles of each strategy's episode weights;
 - ``centre_none``: no centre term (the generator's centres shift the HAIC log-odds and the outcome hazards);
 - ``quadratic_time``: a quadratic in time instead of interval indicators;
-- ``interval_14`` / ``interval_30``: coarser intervals of the grace period;
+- ``interval_14`` / ``interval_30``: coarser intervals of the grace period; ``interval_1``: daily intervals, where the
+  partial-interval approximation (a clone followed into an interval is at risk of deviating in all of it,
+  ``Intervals.entry``) no longer applies: deaths and losses on a day count after that day's deviations (not in the
+  default run: ``--variants``);
 - ``generator_covariates``: the covariates of the generator's HAIC model in its own form (age/10, ECOG 0, EHS, MVI,
   log tumour size, ALBI, >= 4 nodules; missing values filled with the median plus an indicator) and centre
   indicators, instead of the params' covariates: does the deviation model miss what drives HAIC timing?
@@ -55,6 +58,7 @@ VARIANTS = {"main": ({}, True, False),
             "quadratic_time": ({"time_model": "quadratic"}, True, False),
             "interval_14": ({"interval_days": 14}, True, False),
             "interval_30": ({"interval_days": 30}, True, False),
+            "interval_1": ({"interval_days": 1}, True, False),
             "generator_covariates": ({}, True, True),
             "unweighted": ({}, False, False)}
 QUANTITIES = ("S12_A", "S12_B", "Sdiff12", "S24_A", "S24_B", "Sdiff24", "rmst_diff24")
@@ -79,8 +83,8 @@ def generator_covariates(frame: pd.DataFrame) -> np.ndarray:
     return np.hstack(parts)
 
 
-def _replicates(job: tuple[int, int]) -> tuple[list[dict], dict[str, float]]:
-    """Every variant on replicates job[0] .. job[1] - 1; rows and seconds per variant."""
+def _replicates(job: tuple[int, int, tuple[str, ...]]) -> tuple[list[dict], dict[str, float]]:
+    """The variants job[2] on replicates job[0] .. job[1] - 1; rows and seconds per variant."""
     from threadpoolctl import threadpool_limits
 
     from analysis_utils.simulation import engine, estimators, sources
@@ -92,13 +96,14 @@ def _replicates(job: tuple[int, int]) -> tuple[list[dict], dict[str, float]]:
 
     s = load_scenario(ROOT / SCENARIO)
     base = {**s.params["target_trial"], "truncate_quantiles": None}
-    rows, seconds = [], {v: 0.0 for v in VARIANTS}
+    rows, seconds = [], {v: 0.0 for v in job[2]}
     with threadpool_limits(limits=1):
-        for r in range(*job):
+        for r in range(job[0], job[1]):
             gen_seed, method_seed = engine.replicate_seeds(s.seed, r)
             frame, _ = sources.generate(s, gen_seed, "fast")
             st = estimators.settings_for(s.params, s.design, method_seed)
-            for name, (change, weighted, gen_x) in VARIANTS.items():
+            for name in job[2]:
+                change, weighted, gen_x = VARIANTS[name]
                 t0 = time.perf_counter()
                 st.target_trial = {**base, **change}
                 cfg = et.tte_config(frame, st)
@@ -163,11 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--chunk", type=int, default=25)
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "ccw_diagnostics")
+    ap.add_argument("--variants", default=",".join(v for v in VARIANTS if v != "interval_1"),
+                    help="comma-separated variants (first = the baseline of the time ratios; default all but "
+                         "interval_1)")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
-    jobs = [(i, min(i + a.chunk, a.replicates)) for i in range(0, a.replicates, a.chunk)]
+    variants = tuple(a.variants.split(","))
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        ap.error(f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
+    jobs = [(i, min(i + a.chunk, a.replicates), variants) for i in range(0, a.replicates, a.chunk)]
     rows: list[dict] = []
-    seconds = {v: 0.0 for v in VARIANTS}
+    seconds = {v: 0.0 for v in variants}
     with ProcessPoolExecutor(max_workers=a.workers) as pool:
         for part, sec in pool.map(_replicates, jobs):
             rows += part
@@ -175,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds[k] += v
     wall = time.perf_counter() - t0
     frame = pd.DataFrame(rows)
-    frame["variant"] = pd.Categorical(frame["variant"], categories=list(VARIANTS), ordered=True)
+    frame["variant"] = pd.Categorical(frame["variant"], categories=list(variants), ordered=True)
     frame = frame.sort_values(["replicate", "variant", "endpoint"], kind="stable")
     perf = summarise(frame, truths())
     per_fit = {k: v / a.replicates for k, v in seconds.items()}
@@ -183,11 +195,12 @@ def main(argv: list[str] | None = None) -> int:
                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     doc = {"scenario": SCENARIO, "replicates": a.replicates, "workers": a.workers, "wall_seconds": round(wall, 1),
            "seconds_per_fit": {k: round(v, 3) for k, v in per_fit.items()},
-           "ratio_to_main": {k: round(v / per_fit["main"], 2) for k, v in per_fit.items()},
-           "peak_rss_mb": round(peak, 1), "variants": {k: {"target_trial_change": c, "weighted": w,
-                                                           "generator_covariates": g}
-                                                       for k, (c, w, g) in VARIANTS.items()},
-           "performance": perf}
+           "ratio_to_first": {k: round(v / per_fit[variants[0]], 2) for k, v in per_fit.items()},
+           "peak_rss_mb": round(peak, 1), "variants": {k: {"target_trial_change": VARIANTS[k][0],
+                                                           "weighted": VARIANTS[k][1],
+                                                           "generator_covariates": VARIANTS[k][2]}
+                                                       for k in variants},
+           "performance": perf, "paired_differences": paired(frame, variants)}
     a.results.parent.mkdir(parents=True, exist_ok=True)
     a.results.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     md = _markdown(doc)
@@ -214,6 +227,8 @@ def _markdown(doc: dict) -> str:
     lines += ["## Main analysis by block of 100 replicates (OS)", "",
               "| replicates | " + " | ".join(QUANTITIES) + " |", "|---|" + "---|" * len(QUANTITIES)]
     sub = perf[(perf["variant"] == "main") & (perf["endpoint"] == "os")]
+    if not len(sub):
+        sub = perf[(perf["variant"] == perf["variant"].iloc[0]) & (perf["endpoint"] == "os")]
     for b, g in sub.groupby("replicates", sort=False):
         cells = [f"{r.bias:+.4f} ({r.bias_in_mcse:+.1f})" for r in g.set_index("quantity").loc[list(QUANTITIES)]
                  .itertuples()]
@@ -221,9 +236,34 @@ def _markdown(doc: dict) -> str:
     sd = perf[(perf["replicates"] == "all") & (perf["endpoint"] == "os") & (perf["quantity"] == "Sdiff12")]
     lines += ["", "Empirical SD of the OS difference in S(12 m): " +
               ", ".join(f"{r.variant} {r.empirical_sd:.4f}" for r in sd.itertuples()), "",
-              "Seconds per fit (ratio to main): " + ", ".join(f"{k} {v:.3f} ({doc['ratio_to_main'][k]:.2f})"
-                                                           for k, v in doc["seconds_per_fit"].items()), ""]
+              "Seconds per fit (ratio to the first variant): " +
+              ", ".join(f"{k} {v:.3f} ({doc['ratio_to_first'][k]:.2f})" for k, v in doc["seconds_per_fit"].items()),
+              "", "Paired differences from the first variant, same replicates (mean, SD, mean / (SD / sqrt n)):", "",
+              "| variant | endpoint | " + " | ".join(QUANTITIES) + " |", "|---|---|" + "---|" * len(QUANTITIES)]
+    for d in doc["paired_differences"]:
+        lines.append(f"| {d['variant']} | {d['endpoint']} | " +
+                     " | ".join(f"{d[q]['mean']:+.4f} ({d[q]['sd']:.4f}; {d[q]['z']:+.1f})" for q in QUANTITIES) + " |")
+    lines.append("")
     return "\n".join(lines)
+
+
+def paired(frame: pd.DataFrame, variants: tuple[str, ...]) -> list[dict]:
+    """Per variant after the first: mean and SD over replicates of (variant - first variant) per quantity: how much
+    the variant itself moves the estimates, without the sampling variation they share."""
+    out = []
+    base = frame[frame["variant"] == variants[0]].set_index(["replicate", "endpoint"])
+    for v in variants[1:]:
+        d = frame[frame["variant"] == v].set_index(["replicate", "endpoint"])[list(QUANTITIES)] - base[list(QUANTITIES)]
+        for ep, g in d.groupby(level="endpoint"):
+            row: dict = {"variant": v, "endpoint": ep}
+            for q in QUANTITIES:
+                x = g[q].to_numpy(float)
+                x = x[np.isfinite(x)]
+                sd = float(x.std(ddof=1)) if x.size > 1 else float("nan")
+                row[q] = {"mean": float(x.mean()), "sd": sd,
+                          "z": float(x.mean() / (sd / math.sqrt(x.size))) if sd > 0 else float("nan")}
+            out.append(row)
+    return out
 
 
 if __name__ == "__main__":
