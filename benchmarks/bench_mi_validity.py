@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from analysis_utils.simulation import engine, report
     from analysis_utils.simulation.performance import performance_table
+    from bench_ccw_validity import _timings   # mean seconds per replicate and step, from the engine's timings.csv
 
     s, twin = scenarios(a.mechanism, a.replicates, a.m)
     results = a.results or ROOT / "benchmarks" / "results" / f"mi_validity_{a.mechanism}"
@@ -176,16 +177,6 @@ def _missing_shares(s, k: int) -> dict[str, float]:
     return {c: round(float(v), 4) for c, v in shares.items() if v > 0} | {
         "any_matching_covariate": round(float(f[[c for c in s.params["matching"]["covariates"]]].isna()
                                               .any(axis=1).mean()), 4)}
-
-
-def _timings(path: Path) -> dict[str, float]:
-    sums: dict[str, list[float]] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            for part in line.split(",")[2:]:
-                k, v = part.split("=")
-                sums.setdefault(k, []).append(float(v))
-    return {k: round(sum(v) / len(v), 3) for k, v in sums.items()}
 
 
 def _fmt(v: float, nd: int = 3) -> str:
