@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analysis_utils.simulation.estimators_mi import mi, psm_cc
+from analysis_utils.simulation.estimators_mi import complete_case, mi
 from analysis_utils.simulation.estimators_tte import POPULATION as TTE, ccw
 from analysis_utils.simulation.result_rows import failed as _failed
 from analysis_utils.simulation.result_rows import row as _row
@@ -252,7 +252,7 @@ register(Estimator("ccw", "Clone-censor-weight", ccw, TTE,
 register(Estimator("naive_ever_haic", "Naive ever-HAIC", naive_ever_haic, TTE,
                    "HAIC within the window of time zero versus not, follow-up from time zero (immortal-time "
                    "biased); Kaplan-Meier, RMST and Cox as the crude comparison"))
-register(Estimator("psm_cc", "PS matching, complete cases", psm_cc, "att",
+register(Estimator("psm_cc", "PS matching, complete cases", complete_case(psm), "att",
                    "PS matching as psm among the patients with every matching covariate observed"))
 register(Estimator("mi", "Multiple imputation", mi, "att",
                    "chained-equations imputation (m from the scenario's imputation section), PS matching and the "

@@ -25,7 +25,7 @@ Method: docs/methods/simulation.md, docs/methods/missing-data.md.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -40,12 +40,15 @@ POPULATION = "att"
 MI_ENDPOINTS = {"os": "os", "pfs": "pfs_recist"}
 
 
-def psm_cc(frame: pd.DataFrame, s: Any) -> list[dict[str, Any]]:
-    """``estimators.psm`` with the complete-case design (its own matching, not the replicate's cached one)."""
-    from analysis_utils.simulation import estimators
+def complete_case(psm: Callable[[pd.DataFrame, Any], list[dict[str, Any]]]
+                  ) -> Callable[[pd.DataFrame, Any], list[dict[str, Any]]]:
+    """``psm_cc``: the estimator ``psm`` (``estimators.psm``, passed in by the registry) with the complete-case
+    design and its own matching (not the replicate's cached missing-indicator one)."""
 
-    cc = dataclasses.replace(s, matching={**s.matching, "missing": "complete_case"}, cache={})
-    return estimators.psm(frame, cc)
+    def psm_cc(frame: pd.DataFrame, s: Any) -> list[dict[str, Any]]:
+        return psm(frame, dataclasses.replace(s, matching={**s.matching, "missing": "complete_case"}, cache={}))
+
+    return psm_cc
 
 
 def imputation_config(s: Any) -> Any:
