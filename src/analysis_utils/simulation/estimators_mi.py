@@ -89,7 +89,7 @@ def mi(frame: pd.DataFrame, s: Any) -> list[dict[str, Any]]:
     if long.empty:
         why = "; ".join(within.problems["problem"]) or "no matched pairs in any imputation"
         return [_failed(ep, q, POPULATION, why) for ep, q, _ in wanted]
-    long = long[long["cohort"] == "matched"]
+    long = long.loc[long["cohort"] == "matched"].copy()
     long["term"] = long["endpoint"] + "|" + long["measure"]
     pooled = pool(long, dfcom="dfcom", conf_level=s.conf_level).set_index("term")
     rows = []
