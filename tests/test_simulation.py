@@ -211,10 +211,12 @@ def test_a_method_that_fails_is_recorded_and_the_others_still_run():
                           "os_event": [0, 0]})
     s = estimators.Settings(matching={}, survival={"conf_level": 0.95}, endpoints=["os"], timepoints=[12.0],
                             tau=24.0, seed=1)
-    rows, secs = estimators.run_methods(frame, ["crude", "psm", "ccw", "mi"], s)
-    assert set(secs) == {"crude", "psm", "ccw"}            # mi is not in this version
+    rows, secs = estimators.run_methods(frame, ["crude", "psm", "ccw", "mi", "no_such_method"], s)
+    assert set(secs) == {"crude", "psm", "ccw", "mi"}            # an unknown method is not run
     assert rows["estimate"].isna().all() and (rows["note"] != "").all()
-    assert estimators.unavailable(["crude", "ccw", "naive_ever_haic", "mi"]).keys() == {"mi"}
+    assert set(rows["method"]) == {"crude", "psm", "ccw", "mi"}
+    assert estimators.unavailable(["crude", "ccw", "naive_ever_haic", "mi", "psm_cc", "no_such_method"]).keys() == {
+        "no_such_method"}
 
 
 # --------------------------------------------------------------------------------------------------- report, manuscript
@@ -381,3 +383,35 @@ def test_generator_scenario_without_confounding_the_crude_estimator_is_unbiased(
         assert r.n_failed == 0, r
         assert abs(r.bias) <= 3 * r.bias_mcse + 0.02 * abs(r.true_value), r
         assert abs(r.coverage - 0.95) <= 3 * math.sqrt(0.95 * 0.05 / r.n_valid), r
+
+
+# --------------------------------------------------------------------------------------------------- missing-data methods
+def test_mi_estimator_runs_in_the_engine_with_pooled_se_and_seeds_from_the_replicate():
+    """``mi`` (estimators_mi.py: chained equations, matching within every imputed data set, Rubin's rules) and
+    ``psm_cc`` on two tiny replicates of the MAR scenario: an estimate and a model SE for every ATT estimand, a t
+    interval on the Barnard-Rubin df (wider than estimate +/- 1.96 SE), and the imputations seeded from the
+    replicate's methods stream (a replicate rerun alone gives the same numbers, another replicate others)."""
+    from analysis_utils.simulation.scenario import Scenario
+
+    s = load_scenario(ROOT / "params" / "simulation" / "missing_mar.yaml")
+    assert "mi" in s.design["methods"] and "psm_cc" in s.design["methods"] and s.params["imputation"]["m"] == 5
+    params = {**s.params, "synthetic": {**s.params["synthetic"], "n_records": 260},
+              "imputation": {**s.params["imputation"], "m": 2, "maxit": 2}}
+    tiny = Scenario("tiny_mar", s.params_file, params, {**s.design, "methods": ["mi", "psm_cc"], "endpoints": ["os"]})
+    runs = [engine.run_replicate(tiny, r) for r in (0, 1, 0)]
+    assert all(r.ok for r in runs), [r.error for r in runs]
+    rows = runs[0].rows
+    mi = rows[rows["method"] == "mi"]
+    assert set(mi["quantity"]) == {"log_hr", "surv_diff_12m", "surv_diff_24m", "rmst_diff_24m"}
+    assert (mi["population"] == "att").all() and mi["estimate"].notna().all() and (mi["se"] > 0).all()
+    assert ((mi["upper"] - mi["lower"]) / (2 * mi["se"]) > 1.959964).all()      # t quantile on finite df
+    assert (mi["lower"] < mi["estimate"]).all() and (mi["estimate"] < mi["upper"]).all()
+    assert rows.loc[rows["method"] == "psm_cc", "estimate"].notna().all()
+    pd.testing.assert_frame_equal(rows, runs[2].rows, check_exact=True)        # seeded from the replicate
+    other = runs[1].rows
+    assert not np.allclose(mi["estimate"], other.loc[other["method"] == "mi", "estimate"])
+    # the chains' seed is the replicate's methods seed: the estimator called directly with it gives the same rows
+    frame, _ = sources.generate(tiny, runs[0].generator_seed)
+    direct, _ = estimators.run_methods(frame, ["mi"], estimators.settings_for(tiny.params, tiny.design,
+                                                                             runs[0].method_seed))
+    assert np.array_equal(direct["estimate"].to_numpy(), mi["estimate"].to_numpy())

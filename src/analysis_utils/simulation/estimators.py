@@ -19,8 +19,10 @@ An estimator takes the analysis-ready frame and the ``Settings`` and returns row
 - ``ccw`` (``estimators_tte.py``): the clone-censor-weight emulation of the grace-period target trial (notebook 03's
   main analysis) with a bootstrap SE; ``naive_ever_haic``: HAIC within the window of time zero versus not, from time
   zero (immortal-time biased), by the crude estimators. Both target the ``tte`` contrasts.
-Methods named in a scenario but not available in this version (multiple imputation) are reported as such, never
-silently dropped (``unavailable``). A new method plugs in with ``register``. Log-HR estimates and CIs are on the log scale; differences on the natural scale.
+- ``psm_cc`` and ``mi`` (``estimators_mi.py``): ``psm`` among complete cases, and multiple imputation with matching
+  within every imputed data set pooled by Rubin's rules (notebooks 02, 04, 05). Both target the ATT.
+Methods named in a scenario but not available in this version are reported as such, never silently dropped
+(``unavailable``). A new method plugs in with ``register``. Log-HR estimates and CIs are on the log scale; differences on the natural scale.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from analysis_utils.simulation.estimators_mi import complete_case, mi
 from analysis_utils.simulation.estimators_tte import POPULATION as TTE, ccw
 from analysis_utils.simulation.result_rows import failed as _failed
 from analysis_utils.simulation.result_rows import row as _row
@@ -61,6 +64,7 @@ class Settings:
     seed: int
     target_trial: dict[str, Any] = field(default_factory=dict)
     ccw_bootstrap: int = 50
+    imputation: dict[str, Any] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -83,8 +87,7 @@ class Estimator:
 
 REGISTRY: dict[str, Estimator] = {}
 #: methods that later issues add: name -> why they are not in this version.
-PENDING = {"mi": "multiple imputation (stats.mice, m imputations and a pooled analysis per replicate) is not "
-                 "registered in this version: about m times the cost of the other methods per replicate"}
+PENDING: dict[str, str] = {}
 
 
 def register(est: Estimator) -> Estimator:
@@ -249,6 +252,11 @@ register(Estimator("ccw", "Clone-censor-weight", ccw, TTE,
 register(Estimator("naive_ever_haic", "Naive ever-HAIC", naive_ever_haic, TTE,
                    "HAIC within the window of time zero versus not, follow-up from time zero (immortal-time "
                    "biased); Kaplan-Meier, RMST and Cox as the crude comparison"))
+register(Estimator("psm_cc", "PS matching, complete cases", complete_case(psm), "att",
+                   "PS matching as psm among the patients with every matching covariate observed"))
+register(Estimator("mi", "Multiple imputation", mi, "att",
+                   "chained-equations imputation (m from the scenario's imputation section), PS matching and the "
+                   "matched Cox, Kaplan-Meier and RMST analyses within every imputed data set, Rubin's rules"))
 
 
 def settings_for(params: dict[str, Any], design: dict[str, Any], seed: int) -> Settings:
@@ -258,7 +266,8 @@ def settings_for(params: dict[str, Any], design: dict[str, Any], seed: int) -> S
                     timepoints=[float(t) for t in design["timepoints_months"]],
                     tau=float(design["rmst_tau_months"]), seed=int(seed),
                     target_trial=dict(params.get("target_trial") or {}),
-                    ccw_bootstrap=int(design.get("ccw_bootstrap", 50)))
+                    ccw_bootstrap=int(design.get("ccw_bootstrap", 50)),
+                    imputation=dict(params.get("imputation") or {}))
 
 
 def run_methods(frame: pd.DataFrame, methods: list[str], s: Settings,

@@ -27,7 +27,7 @@ SIMULATION_DEFAULTS: dict[str, Any] = {
     "endpoints": ["os", "pfs"],       # endpoints evaluated where the analysis-ready data carry them
     "timepoints_months": [12, 24],    # survival differences at these times
     "rmst_tau_months": 24,            # RMST difference up to tau
-    "methods": ["crude", "adjusted_cox", "psm", "iptw", "overlap", "ccw", "naive_ever_haic", "mi"],
+    "methods": ["crude", "adjusted_cox", "psm", "iptw", "overlap", "ccw", "naive_ever_haic"],
     "ccw_bootstrap": 50,              # bootstrap replicates over patients for the CCW standard error, per replicate
 }
 #: keys that do not change any replicate's result (how many were run, how); left out of the fingerprint.
