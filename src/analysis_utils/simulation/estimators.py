@@ -168,9 +168,10 @@ def _marginal(frame: pd.DataFrame, s: Settings, population: str, weights_col: st
 
 
 def matching_output(frame: pd.DataFrame, s: Settings) -> Any:
-    """``steps.matching.run_matching`` with the params' spec, once per replicate (cached for psm/iptw/overlap)."""
+    """``steps.matching.run_matching`` with the params' spec, once per replicate (cached for psm/iptw/overlap),
+    without the balance tables (diagnostics no method here reads)."""
     if "matching" not in s.cache:
-        s.cache["matching"] = matching_steps.run_matching(frame, s.matching, seed=s.seed)
+        s.cache["matching"] = matching_steps.run_matching(frame, s.matching, seed=s.seed, balance_tables=False)
     return s.cache["matching"]
 
 
