@@ -143,6 +143,26 @@ def client():
     cluster.close()
 
 
+def _blas_env() -> dict:
+    import os
+
+    return {k: os.environ.get(k) for k in engine.ONE_BLAS_THREAD}
+
+
+def test_local_cluster_workers_run_one_blas_thread():
+    """The LocalCluster's worker processes start with OMP/OpenBLAS/MKL limited to one thread, even when the dask
+    config's nanny defaults are switched off."""
+    import dask
+
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):
+        c, cluster = engine.open_client(workers=1)
+        try:
+            assert list(c.run(_blas_env).values()) == [engine.ONE_BLAS_THREAD]
+        finally:
+            c.close()
+            cluster.close()
+
+
 # --------------------------------------------------------------------------------------------------- storage, resume
 def test_interrupted_run_resumes_without_redoing_finished_replicates(tmp_path, client):
     s = load_scenario(_reference(tmp_path, replicates=4, methods=["crude"]))
