@@ -41,6 +41,8 @@ from typing import Sequence
 
 import numpy as np
 
+from analysis_utils.stats.ccw import km_counting
+
 __all__ = ["KMInfluence", "km_influence", "ij_difference"]
 
 
@@ -66,25 +68,6 @@ class KMInfluence:
         return float(np.sqrt(np.sum(self.rmst_influence**2)))
 
 
-def _event_table(start: np.ndarray, stop: np.ndarray, event: np.ndarray,
-                 weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Event times u (with at least one event of positive weight), the weighted number at risk Y (start < u <=
-    stop) and weighted events d there, and Y - d (0 where everyone at risk dies)."""
-    ev = (event > 0) & (weight > 0)
-    if not ev.any():
-        z = np.zeros(0)
-        return z, z, z, z
-    u, inv = np.unique(stop[ev], return_inverse=True)
-    d = np.bincount(inv, weights=weight[ev], minlength=u.size)
-    so, sa = np.argsort(stop, kind="stable"), np.argsort(start, kind="stable")
-    suf_stop = np.concatenate([np.cumsum(weight[so][::-1])[::-1], [0.0]])
-    suf_start = np.concatenate([np.cumsum(weight[sa][::-1])[::-1], [0.0]])
-    y = suf_stop[np.searchsorted(stop[so], u, side="left")] - suf_start[np.searchsorted(start[sa], u, side="left")]
-    left = y - d
-    left = np.where(left <= 1e-12 * y, 0.0, left)
-    return u, y, d, left
-
-
 def km_influence(start: np.ndarray, stop: np.ndarray, event: np.ndarray, weight: np.ndarray,
                  cluster: np.ndarray, n_clusters: int, times: Sequence[float] | np.ndarray,
                  tau: float | None = None) -> KMInfluence:
@@ -104,9 +87,11 @@ def km_influence(start: np.ndarray, stop: np.ndarray, event: np.ndarray, weight:
         raise ValueError("weights must be finite and >= 0")
     if cluster.size and (cluster.min() < 0 or cluster.max() >= n_clusters):
         raise ValueError("cluster codes must lie in 0..n_clusters-1")
-    u, y, d, left = _event_table(start, stop, event, weight)
+    # event times u, S there, weighted number at risk Y (start < u <= stop) and events d: stats.ccw's weighted KM
+    u, s_at_u, y, d = km_counting(start, stop, event, weight)
+    left = y - d
+    left = np.where(left <= 1e-12 * y, 0.0, left)                 # everyone at risk dies: S reaches 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        s_at_u = np.cumprod(np.where(y > 0, left / y, 1.0))
         # Greenwood increment and 1/(Y - d); 0 at the time S reaches 0 (from then on every influence is 0)
         g = np.where(left > 0, d / (y * left), 0.0)
         inv_left = np.where(left > 0, 1.0 / left, 0.0)
