@@ -153,6 +153,7 @@ def test_local_cluster_workers_run_one_blas_thread():
     """The LocalCluster's worker processes start with OMP/OpenBLAS/MKL limited to one thread, even when the dask
     config's nanny defaults are switched off."""
     import dask
+    import distributed  # noqa: F401 - its config defaults loaded first, so leaving the context restores them
 
     with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):
         c, cluster = engine.open_client(workers=1)
