@@ -246,7 +246,8 @@ def _safety(h: HandRun) -> None:
 
 TT_PARAMS = {"grace_days": 84, "interval_days": 14, "bootstrap": 123, "conf_level": 0.95,
              "time_model": "quadratic", "covariates": ["age", "ecog", "albi_score"], "timepoints_months": TT_MONTHS,
-             "rmst_tau_months": 18, "centre": "fixed", "truncate_quantiles": [0.02, 0.98]}
+             "rmst_tau_months": 18, "centre": "fixed", "truncate_quantiles": [0.02, 0.98],
+             "truncate_quantiles_sensitivity": [0.05, 0.95]}
 # main (24-month) survival differences, in the cloned-and-weighted analysis: OS above 0, PFS RECIST across 0, mRECIST
 # below 0
 TT_SDIFF = {"os": (0.051, 0.102, 0.153), "pfs_recist": (-0.031, 0.022, 0.073), "pfs_mrecist": (-0.144, -0.094, -0.044)}
@@ -267,6 +268,7 @@ def _target_trial(h: HandRun) -> None:
                       ("covariates", "age, ECOG performance status, and ALBI score"),
                       ("timepoints", "12 and 24 months"), ("main_time", "24 months"), ("tau", "18 months"),
                       ("centre", "centre"), ("truncation", "truncated at the 2nd and 98th percentiles"),
+                      ("truncation_sensitivity", "truncated at the 5th and 95th percentiles"),
                       ("scan_window", "42 days (6 weeks)"), ("lab_window", "30 days"),
                       ("scan_rule", "the last within 42 days (6 weeks) before time zero")):
         h.expect(f"{v}.{var}", text)
@@ -304,8 +306,8 @@ def _target_trial(h: HandRun) -> None:
         h.expect(f"{b}.rmst_comparison", _pp(dlo, d, dhi, "months", 1) + " longer" if d > 0
                  else _pp(-dhi, -d, -dlo, "months", 1) + " shorter")
         h.expect(f"{b}.hr", h.est(s, f"{ep}_hr"))
-        for name, key in (("naive", "naive"), ("unweighted", "ccw_unweighted"), ("complete", "ccw_complete"),
-                          ("arm_t0", "arm_t0")):
+        for name, key in (("naive", "naive"), ("truncated", "ccw_truncated"), ("unweighted", "ccw_unweighted"),
+                          ("complete", "ccw_complete"), ("arm_t0", "arm_t0")):
             est, lo, hi = h.triple(s, f"{key}_{ep}_sdiff_24", "prop")
             h.expect(f"{b}.sdiff_main_{name}", _pp(lo, est, hi))
         h.expect(f"{b}.hr_naive", h.est(s, f"naive_{ep}_hr"))

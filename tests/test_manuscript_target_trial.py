@@ -9,7 +9,8 @@ from analysis_utils.reporting.manuscript.variables_target_trial import (conclusi
 PARAMS = {"cleaning": {"baseline_imaging_window_days": 42, "baseline_imaging_after_days": 0,
                        "baseline_lab_window_days": 30},
           "target_trial": {"grace_days": 90, "interval_days": 7, "covariates": ["age", "ecog"], "centre": "fixed",
-                           "time_model": "indicators", "truncate_quantiles": [0.01, 0.99], "timepoints_months": [12, 24],
+                           "time_model": "indicators", "truncate_quantiles": None,
+                           "truncate_quantiles_sensitivity": [0.01, 0.99], "timepoints_months": [12, 24],
                            "rmst_tau_months": 24, "bootstrap": 200, "conf_level": 0.95}}
 
 
@@ -24,7 +25,7 @@ def _results() -> dict:
             "os_rmst_haic": 14.85, "os_rmst_control": 12.14, "os_rmst_diff": 2.71, "os_hr": 0.72}
     for k, v in base.items():
         r[k], r[f"{k}_lower"], r[f"{k}_upper"] = v, v - 0.05, v + 0.05
-    for key in ("naive", "ccw_unweighted", "ccw_complete", "arm_t0"):
+    for key in ("naive", "ccw_truncated", "ccw_unweighted", "ccw_complete", "arm_t0"):
         r.update({f"{key}_os_sdiff_24": 0.2, f"{key}_os_sdiff_24_lower": -0.01, f"{key}_os_sdiff_24_upper": 0.3})
     r.update({"naive_os_hr": 0.52, "naive_os_hr_lower": 0.43, "naive_os_hr_upper": 0.62})
     return r
@@ -53,7 +54,8 @@ def test_variables_from_a_hand_built_section():
     missing: list[str] = []
     v = variables(_reader(_results()), PARAMS, missing)
     assert v["grace"] == "90 days (about 3 months)" and v["interval"] == "7 days (1 week)"
-    assert v["truncation"] == "truncated at the 1st and 99th percentiles" and v["bootstrap"] == "200"
+    assert v["truncation"] == "not truncated" and v["bootstrap"] == "200"
+    assert v["truncation_sensitivity"] == "truncated at the 1st and 99th percentiles"
     assert v["scan_rule"] == "the last within 42 days (6 weeks) before time zero"
     assert v["n_eligible"] == "824" and v["censored_haic"] == "508 of 824" and v["censored_day0"] == "112"
     os_ = v["os"]
@@ -61,6 +63,7 @@ def test_variables_from_a_hand_built_section():
     assert os_["sdiff_main"] == "15.6 percentage points (95% CI 10.6 to 20.6)" and os_["direction"] == "higher"
     assert os_["rmst_comparison"] == "2.7 months (95% CI 2.7 to 2.8) longer"
     assert os_["sdiff_main_naive"] == "20.0 percentage points (95% CI -1.0 to 30.0)"
+    assert os_["sdiff_main_truncated"] == "20.0 percentage points (95% CI -1.0 to 30.0)"
     assert os_["hr"] == "0.72 (95% CI 0.67–0.77)" and v["conclusion"].startswith("was associated with higher")
     assert not missing
 
@@ -91,3 +94,12 @@ def test_conclusion_names_both_pfs_criteria_once_when_they_agree():
     values["pfs_mrecist_sdiff24m_lower"] = 0.01  # the criteria disagree: each is named
     assert "per RECIST 1.1" in conclusion(values.__getitem__, ["os", "pfs_recist", "pfs_mrecist"], "24m") and \
         "survival per mRECIST" in conclusion(values.__getitem__, ["os", "pfs_recist", "pfs_mrecist"], "24m")
+
+
+def test_no_truncated_sensitivity_analysis_is_reported_as_missing_not_invented():
+    params = {**PARAMS, "target_trial": {**PARAMS["target_trial"], "truncate_quantiles": [0.02, 0.98],
+                                         "truncate_quantiles_sensitivity": None}}
+    missing: list[str] = []
+    v = variables(_reader(_results()), params, missing)
+    assert v["truncation"] == "truncated at the 2nd and 98th percentiles" and "truncation_sensitivity" not in v
+    assert any(m.startswith("truncation_sensitivity:") for m in missing)

@@ -190,6 +190,25 @@ def test_steps_reproduce_the_hand_arithmetic_from_the_cohort_frame():
     assert point[tt.stat_name("ccw_complete", "os", "rmst_diff")] == pytest.approx(comp["os_rmst_diff"])
 
 
+def test_truncated_weights_sensitivity_analysis_runs_beside_the_main_one():
+    cohort = _hand_frame()
+    cfg = TargetTrialConfig.from_params(_hand_params(truncate_quantiles_sensitivity=[0.1, 0.9]))
+    d = tt.prepare(cohort, cfg)
+    assert d.design.truncate is None and d.design_truncated.truncate == (0.1, 0.9)
+    point, main = tt.analysis_statistics(d, keep_details=True)
+    ref = tt.ccw_estimate(d.ccw, d.design_truncated).stats    # refitted models, the same truncation
+    assert point[tt.stat_name("ccw_truncated", "os", "S", 15.0, ARM_HAIC)] == pytest.approx(ref[f"os_S15_{ARM_HAIC}"])
+    assert point[tt.stat_name("ccw_truncated", "os", "rmst_diff")] == pytest.approx(ref["os_rmst_diff"])
+    assert point[tt.stat_name("ccw", "os", "rmst_diff")] == pytest.approx(main.stats["os_rmst_diff"])
+    assert tt.analysis_labels(cfg)["ccw_truncated"].endswith("percentiles 10 and 90")
+    off = TargetTrialConfig.from_params(_hand_params(truncate_quantiles_sensitivity=None))
+    d_off = tt.prepare(cohort, off)
+    assert d_off.design_truncated is None and "ccw_truncated" not in tt.analysis_labels(off)
+    assert not any(k.startswith("ccw_truncated:") for k in tt.analysis_statistics(d_off)[0])
+    out = tt.estimate(cohort, _hand_params(bootstrap=5, truncate_quantiles_sensitivity=[0.1, 0.9]), seed=3)
+    assert out["truncate_quantiles_sensitivity"] == (0.1, 0.9) and "ccw_truncated_os_rmst_diff" in out
+
+
 def test_estimate_is_callable_on_a_frame_with_bootstrap_cis():
     out = tt.estimate(_hand_frame(), _hand_params(bootstrap=40), seed=3)
     assert out["n_eligible"] == 8 and out["bootstrap"] == 40 and out["os_clones_haic"] == 8

@@ -32,10 +32,14 @@ def ordinal(x: float) -> str:
 
 
 def truncation_text(cfg: TargetTrialConfig) -> str:
-    """'truncated at the 1st and 99th percentiles of each strategy's weights' (or 'not truncated')."""
-    q = cfg.truncate_quantiles
-    return "not truncated" if q is None else (f"truncated at the {ordinal(100 * q[0])} and {ordinal(100 * q[1])} "
-                                              "percentiles of each strategy's weights")
+    """'not truncated (sensitivity analysis: truncated at the 1st and 99th percentiles of each strategy's weights)',
+    or 'truncated at ...' for the main analysis, from the two truncation settings."""
+    def at(q: tuple[float, float]) -> str:
+        return (f"truncated at the {ordinal(100 * q[0])} and {ordinal(100 * q[1])} percentiles of each strategy's "
+                "weights")
+    main = "not truncated" if cfg.truncate_quantiles is None else at(cfg.truncate_quantiles)
+    q = cfg.truncate_quantiles_sensitivity
+    return main if q is None else f"{main} (sensitivity analysis: {at(q)})"
 
 
 def lower_first(s: str) -> str:
@@ -181,7 +185,7 @@ def format_sensitivity(table: pd.DataFrame, timepoints: list[float]) -> pd.DataF
 # figures
 # --------------------------------------------------------------------------------------------------------------------
 def weights_plot(r: TTERun, endpoint: str = "os") -> plt.Figure:
-    """Distribution of the (stabilised, truncated) weights per strategy and weight period (box: quartiles,
+    """Distribution of the (stabilised) weights of the main analysis per strategy and weight period (box: quartiles,
     whiskers: 1st-99th percentiles), with the clones at risk in each period."""
     fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.4), sharey=True, gridspec_kw={"width_ratios": [1, 3.2]})
     for ax, s in zip(axes, STRATEGIES):
@@ -196,7 +200,7 @@ def weights_plot(r: TTERun, endpoint: str = "os") -> plt.Figure:
         ax.axhline(1.0, color="0.6", lw=0.7, ls=":")
         ax.set_title(f"Strategy {'A' if s == ARM_HAIC else 'B'}: {s}", fontsize=9, color=ARM_COLOURS[s])
         ax.set_xlabel("Follow-up after day (weight period)", fontsize=8)
-    axes[0].set_ylabel("Weight (stabilised, truncated)")
+    axes[0].set_ylabel("Weight (stabilised" + (", truncated)" if r.cfg.truncate_quantiles else ")"))
     fig.tight_layout()
     return fig
 

@@ -23,7 +23,7 @@ Steps (each a function; the R package / definition it corresponds to in brackets
    2008; TrialEmulation ``censor_weight``]: the weight of a clone for time after interval k is
    ``prod_{j <= k} 1 / (1 - h_j(X))``, stabilised by ``prod (1 - h_j)`` of the time-only model; the clone's
    follow-up is cut into ``(start, stop]`` episodes at the interval ends so that each episode carries a constant
-   weight; truncation at quantiles (R ``quantile`` type 7) of the episode weights of that strategy.
+   weight; optionally truncated at quantiles (R ``quantile`` type 7) of the episode weights of that strategy.
 5. **Weighted Kaplan-Meier on (start, stop] data** (:func:`km_counting`) [``survival::survfit(Surv(start, stop,
    event) ~ 1, weights = w)``; equal to lifelines' ``KaplanMeierFitter.fit(stop, event, entry=start,
    weights=w)``]: S(t) = prod over event times u <= t of (1 - dN_w(u) / Y_w(u)) with Y_w(u) the weight of the
@@ -155,7 +155,7 @@ class CCWDesign:
     possible: np.ndarray
     time_model: TimeModel = "indicators"
     stabilize: bool = True
-    truncate: tuple[float, float] | None = (0.01, 0.99)
+    truncate: tuple[float, float] | None = None
     times: tuple[float, ...] = ()
     tau: float | None = None
     grid: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -395,17 +395,21 @@ def _time_key(t: float) -> str:
 
 
 def ccw_estimate(data: CCWInput, design: CCWDesign, weighted: bool = True, keep_details: bool = True,
-                 start: dict[tuple[str, str], np.ndarray] | None = None) -> CCWResult:
+                 start: dict[tuple[str, str], np.ndarray] | None = None,
+                 models: dict[tuple[str, str], DeviationModel] | None = None) -> CCWResult:
     """The whole CCW analysis on ``data`` (module docstring, steps 2-6) for every endpoint.
 
     ``weighted=False`` gives the clone-censor analysis without weights (every weight 1), for comparison. ``start``:
     (endpoint, strategy) -> initial coefficients of that deviation model (e.g. the full-data fit, in the bootstrap;
-    the :class:`CCWResult` ``models`` hold them). Statistic
+    the :class:`CCWResult` ``models`` hold them). ``models``: deviation models already fitted on these same data
+    with the same intervals, possible intervals and time model (the ``models`` of another :class:`CCWResult`), used
+    instead of refitting: an analysis that differs only in truncation (a sensitivity analysis) reuses the main
+    analysis' fits. Statistic
     names: ``{endpoint}_S{t}_{strategy}``, ``{endpoint}_Sdiff{t}`` (first strategy minus second),
     ``{endpoint}_Sratio{t}``, ``{endpoint}_rmst_{strategy}``, ``{endpoint}_rmst_diff``, ``{endpoint}_loghr``
     (first versus second strategy) and ``{endpoint}_grid{j}_{strategy}`` for the curve grid."""
     stats: dict[str, float] = {}
-    curves, episodes, models, cuts = {}, {}, {}, {}
+    curves, episodes, fitted, cuts = {}, {}, {}, {}
     s_names = data.strategies
     for e, ep in enumerate(data.endpoints):
         t, ev = data.time[:, e], data.event[:, e]
@@ -413,8 +417,13 @@ def ccw_estimate(data: CCWInput, design: CCWDesign, weighted: bool = True, keep_
         for s, st in enumerate(s_names):
             possible = design.possible[s]
             if weighted:
-                model = deviation_hazards(data.X, t, data.deviation[:, s], design.intervals, possible,
-                                          design.time_model, None if start is None else start.get((ep, st)))
+                if models is not None and (ep, st) in models:
+                    model = models[(ep, st)]
+                    if model.h.shape != (data.n, design.intervals.size):
+                        raise ValueError(f"models[{(ep, st)!r}] was fitted on other data or intervals")
+                else:
+                    model = deviation_hazards(data.X, t, data.deviation[:, s], design.intervals, possible,
+                                              design.time_model, None if start is None else start.get((ep, st)))
                 factors = ipc_factors(model, possible, design.stabilize)
             else:
                 model = None
@@ -437,7 +446,7 @@ def ccw_estimate(data: CCWInput, design: CCWDesign, weighted: bool = True, keep_
                 episodes[(ep, st)] = epi
                 cuts[(ep, st)] = cut
             if model is not None:
-                models[(ep, st)] = model
+                fitted[(ep, st)] = model
         a, b = s_names[0], s_names[1]
         for tt in design.times:
             k = _time_key(tt)
@@ -448,7 +457,7 @@ def ccw_estimate(data: CCWInput, design: CCWDesign, weighted: bool = True, keep_
             stats[f"{ep}_rmst_diff"] = stats[f"{ep}_rmst_{a}"] - stats[f"{ep}_rmst_{b}"]
         if design.cox:
             stats[f"{ep}_loghr"] = _clone_cox(cox_rows[0], cox_rows[1])
-    return CCWResult(stats, curves, episodes, models, cuts)
+    return CCWResult(stats, curves, episodes, fitted, cuts)
 
 
 def _clone_cox(first: Episodes, second: Episodes) -> float:

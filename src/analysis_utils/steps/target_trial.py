@@ -36,6 +36,7 @@ ENDPOINTS = {"os": ("os_days", "os_event", "Overall survival"),          # key -
 STRATEGY_TAGS = {ARM_HAIC: "haic", ARM_CONTROL: "control"}
 #: analyses of the sensitivity table: key -> label (the main analysis first)
 ANALYSES = {"ccw": "Clone-censor-weight (main)",
+            "ccw_truncated": "Clone-censor-weight, truncated weights",
             "ccw_unweighted": "Clone-censor, unweighted",
             "ccw_complete": "Clone-censor-weight, complete eligibility data",
             "arm_t0": "Arm known at time zero (unadjusted)",
@@ -48,12 +49,14 @@ ANALYSES = {"ccw": "Clone-censor-weight (main)",
 @dataclass
 class TTEData:
     """Everything one replicate needs (picklable for the bootstrap workers): the CCW input (days), the designs of the
-    main and the sensitivity analyses, and per patient the arm at T0, the naive ever-HAIC group and whether the
-    eligibility data are complete."""
+    main and the sensitivity analyses (``design_truncated``: the main analysis with the weights truncated at
+    ``truncate_quantiles_sensitivity``; None when that analysis is not run), and per patient the arm at T0, the naive
+    ever-HAIC group and whether the eligibility data are complete."""
 
     ccw: CCWInput
     design: CCWDesign
     design_sens: CCWDesign
+    design_truncated: CCWDesign | None
     haic_t0: np.ndarray
     ever_haic: np.ndarray
     complete: np.ndarray
@@ -62,16 +65,19 @@ class TTEData:
     start: dict[str, dict[tuple[str, str], np.ndarray]] = field(default_factory=dict)
 
 
-def design(cfg: TargetTrialConfig, grid: bool = True) -> CCWDesign:
+def design(cfg: TargetTrialConfig, grid: bool = True,
+           truncate: tuple[float, float] | None | str = "main") -> CCWDesign:
     """The analysis plan in days: intervals {0}, (0, w], ..., (., G - 1], {G}; strategy A (HAIC-TKIs-P) can deviate
     only at {G}, B (TKIs-P) in every interval; S(t) at the timepoints, RMST at tau, the curve grid (weekly up to
-    ``plot_months``) when ``grid``."""
+    ``plot_months``) when ``grid``; weights truncated at ``cfg.truncate_quantiles`` (``truncate="main"``) or at the
+    quantiles given."""
     iv = Intervals.grace_grid(cfg.grace_days, cfg.interval_days, unit=1.0)
     possible = np.vstack([np.arange(iv.size) == iv.size - 1, np.ones(iv.size, dtype=bool)])
     times = tuple(float(m) * DAYS_PER_MONTH for m in cfg.timepoints_months)
     g = np.arange(0.0, cfg.plot_months * DAYS_PER_MONTH + 1e-9, 7.0) if grid else np.zeros(0)
     return CCWDesign(iv, possible, time_model=cfg.time_model, stabilize=cfg.stabilize,  # type: ignore[arg-type]
-                     truncate=cfg.truncate_quantiles, times=times, tau=cfg.rmst_tau_months * DAYS_PER_MONTH, grid=g)
+                     truncate=cfg.truncate_quantiles if truncate == "main" else truncate,  # type: ignore[arg-type]
+                     times=times, tau=cfg.rmst_tau_months * DAYS_PER_MONTH, grid=g)
 
 
 def covariate_matrix(cohort: pd.DataFrame, cfg: TargetTrialConfig) -> tuple[np.ndarray, list[str], list[str]]:
@@ -110,8 +116,9 @@ def prepare(cohort: pd.DataFrame, cfg: TargetTrialConfig) -> TTEData:
         else np.ones(len(cohort), dtype=bool)
     ever = cohort["arm_ever_haic"].eq(ARM_HAIC).to_numpy() if "arm_ever_haic" in cohort.columns \
         else (pd.to_numeric(cohort["haic_offset_days"], errors="coerce") <= cfg.grace_days).to_numpy()
-    return TTEData(data, design(cfg), design(cfg, grid=False), cohort["arm"].eq(ARM_HAIC).to_numpy(), ever,
-                   complete, names, notes)
+    q = cfg.truncate_quantiles_sensitivity
+    return TTEData(data, design(cfg), design(cfg, grid=False), None if q is None else design(cfg, False, q),
+                   cohort["arm"].eq(ARM_HAIC).to_numpy(), ever, complete, names, notes)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -133,6 +140,9 @@ def analysis_statistics(d: TTEData, idx: np.ndarray | None = None,
     out: dict[str, float] = {}
     main = ccw_estimate(sample, d.design, keep_details=keep_details, start=d.start.get("ccw"))
     out.update({f"ccw:{k}": v for k, v in main.stats.items()})
+    if d.design_truncated is not None:  # same deviation models, weights truncated
+        trunc = ccw_estimate(sample, d.design_truncated, keep_details=False, models=main.models)
+        out.update({f"ccw_truncated:{k}": v for k, v in trunc.stats.items()})
     unw = ccw_estimate(sample, d.design_sens, weighted=False, keep_details=False)
     out.update({f"ccw_unweighted:{k}": v for k, v in unw.stats.items()})
     sub = idx[d.complete[idx]]
@@ -339,13 +349,26 @@ def contrast_table(r: TTERun, analysis: str = "ccw") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def analysis_labels(cfg: TargetTrialConfig) -> dict[str, str]:
+    """The analyses of :data:`ANALYSES` that the settings run, with their labels (the truncated-weights analysis
+    names its quantiles as percentiles; it is not run when ``truncate_quantiles_sensitivity`` is null)."""
+    out = dict(ANALYSES)
+    q = cfg.truncate_quantiles_sensitivity
+    if q is None:
+        del out["ccw_truncated"]
+    else:
+        out["ccw_truncated"] = (f"Clone-censor-weight, weights truncated at percentiles {100 * q[0]:g} and "
+                                f"{100 * q[1]:g}")
+    return out
+
+
 def sensitivity_table(r: TTERun) -> pd.DataFrame:
     """The main contrasts (difference in S at each timepoint, RMST difference in months, HR) of every analysis of
     :data:`ANALYSES` per endpoint, with percentile bootstrap CIs, and the patients each uses."""
     ci = r.ci.set_index("name")
     rows = []
     n_all, n_complete = r.data.ccw.n, int(r.data.complete.sum())
-    for key, label in ANALYSES.items():
+    for key, label in analysis_labels(r.cfg).items():
         for ep in r.data.ccw.endpoints:
             row: dict[str, Any] = {"analysis": label, "key": key, "endpoint": ep,
                                    "n": n_complete if key == "ccw_complete" else n_all}
@@ -371,6 +394,7 @@ def results_section(r: TTERun, cohort: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {"grace_days": cfg.grace_days, "interval_days": cfg.interval_days,
                            "n_intervals": r.data.design.intervals.size, "time_model": cfg.time_model,
                            "stabilize": cfg.stabilize, "truncate_quantiles": cfg.truncate_quantiles,
+                           "truncate_quantiles_sensitivity": cfg.truncate_quantiles_sensitivity,
                            "centre": cfg.centre, "bootstrap": cfg.bootstrap, "conf_level": cfg.conf_level,
                            "ci_method": "percentile (quantile type 7)", "timepoints_months": cfg.timepoints_months,
                            "rmst_tau_months": cfg.rmst_tau_months, "endpoints": list(r.data.ccw.endpoints),

@@ -72,7 +72,8 @@ class TargetTrialConfig:
     missing: str = "indicator"
     time_model: str = "indicators"
     stabilize: bool = True
-    truncate_quantiles: tuple[float, float] | None = (0.01, 0.99)
+    truncate_quantiles: tuple[float, float] | None = None
+    truncate_quantiles_sensitivity: tuple[float, float] | None = (0.01, 0.99)
     timepoints_months: list[float] = field(default_factory=lambda: [12.0, 24.0])
     rmst_tau_months: float = 24.0
     plot_months: float = 36.0
@@ -85,12 +86,15 @@ class TargetTrialConfig:
     def from_params(cls, params: dict[str, Any]) -> "TargetTrialConfig":
         """Read and check the section; a wrong value raises ValueError naming the key."""
         t = dict(params.get("target_trial", {}))
-        trunc = t.get("truncate_quantiles", [0.01, 0.99])
+        trunc = t.get("truncate_quantiles")
+        trunc_sens = t.get("truncate_quantiles_sensitivity", [0.01, 0.99])
         cfg = cls(grace_days=int(t.get("grace_days", 90)), interval_days=int(t.get("interval_days", 7)),
                   covariates=list(t.get("covariates", [])), categorical=list(t.get("categorical", [])),
                   centre=str(t.get("centre", "fixed")), missing=str(t.get("missing", "indicator")),
                   time_model=str(t.get("time_model", "indicators")), stabilize=bool(t.get("stabilize", True)),
                   truncate_quantiles=None if trunc is None else (float(trunc[0]), float(trunc[1])),
+                  truncate_quantiles_sensitivity=(None if trunc_sens is None else
+                                                  (float(trunc_sens[0]), float(trunc_sens[1]))),
                   timepoints_months=[float(x) for x in t.get("timepoints_months", [12, 24])],
                   rmst_tau_months=float(t.get("rmst_tau_months", 24)), plot_months=float(t.get("plot_months", 36)),
                   endpoints=list(t.get("endpoints", ENDPOINT_KEYS)), bootstrap=int(t.get("bootstrap", 200)),
@@ -112,8 +116,10 @@ class TargetTrialConfig:
             raise bad("missing", "only 'indicator' is implemented for the deviation models")
         if self.time_model not in TIME_MODELS:
             raise bad("time_model", f"must be one of {TIME_MODELS} (got {self.time_model!r})")
-        if self.truncate_quantiles is not None and not 0 <= self.truncate_quantiles[0] < self.truncate_quantiles[1] <= 1:
-            raise bad("truncate_quantiles", "must be [lower, upper] with 0 <= lower < upper <= 1, or null")
+        for key in ("truncate_quantiles", "truncate_quantiles_sensitivity"):
+            q = getattr(self, key)
+            if q is not None and not 0 <= q[0] < q[1] <= 1:
+                raise bad(key, "must be [lower, upper] with 0 <= lower < upper <= 1, or null")
         unknown = sorted(set(self.endpoints) - set(ENDPOINT_KEYS))
         if unknown or not self.endpoints:
             raise bad("endpoints", f"must be a non-empty subset of {ENDPOINT_KEYS} (unknown: {unknown})")

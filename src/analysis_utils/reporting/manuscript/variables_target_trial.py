@@ -11,7 +11,9 @@ time zero (``n_eligible``, ``n_haic_t0``, ``n_control_t0``, ``n_crossover_within
 points with the CI; ``sdiff_main_short`` without), ratios, RMST per strategy and ``rmst_comparison`` ('2.7 months
 (95% CI 1.8 to 4.1) longer'), ``hr``, the direction of the main difference (``direction``: 'higher', 'lower' or
 'similar' survival with HAIC-TKIs-P), and the same main difference in the sensitivity analyses (``sdiff_main_naive``,
-``_unweighted``, ``_complete``, ``_arm_t0``) and the naive HR (``hr_naive``). Rules: docs/methods/target-trial.md.
+``_truncated``, ``_unweighted``, ``_complete``, ``_arm_t0``) and the naive HR (``hr_naive``); ``truncation`` (the main
+analysis' weights) and ``truncation_sensitivity`` (those of the truncated-weights sensitivity analysis).
+Rules: docs/methods/target-trial.md.
 """
 from __future__ import annotations
 
@@ -26,8 +28,8 @@ VARIABLES_KEY = "target_trial"  # quoted as {{< var target_trial.<key> >}} (manu
 RESULTS_SECTION = "target_trial"  # 03_target_trial's section of results.json
 ENDPOINTS = ("os", "pfs_recist", "pfs_mrecist")
 TAGS = ("haic", "control")
-SENSITIVITY = (("naive", "naive"), ("unweighted", "ccw_unweighted"), ("complete", "ccw_complete"),
-               ("arm_t0", "arm_t0"))
+SENSITIVITY = (("naive", "naive"), ("truncated", "ccw_truncated"), ("unweighted", "ccw_unweighted"),
+               ("complete", "ccw_complete"), ("arm_t0", "arm_t0"))
 TIME_MODEL_TEXT = {"indicators": "one indicator per interval",
                    "quadratic": "a quadratic function with separate terms for the first and the last day"}
 
@@ -37,6 +39,10 @@ def _ordinal(x: float) -> str:
         return f"{x:g}th"
     n = int(x)
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def _truncated_at(q: list[float] | tuple[float, float]) -> str:
+    return f"truncated at the {_ordinal(100 * float(q[0]))} and {_ordinal(100 * float(q[1]))} percentiles"
 
 
 def signed_ci(est: Any, lower: Any, upper: Any, level: float, digits: int, unit: str = "") -> str:
@@ -113,9 +119,14 @@ def variables(r: Reader, params: dict[str, Any], missing: list[str]) -> dict[str
                     "covariates": covariate_text(tp.get("covariates", [])), "timepoints": months_list_text(months),
                     "main_time": f"{max(months):g} months", "tau": f"{float(tp.get('rmst_tau_months', 24)):g} months",
                     "centre": ("centre" if tp.get("centre", "fixed") == "fixed" else "no centre term")})
-        q = tp.get("truncate_quantiles", [0.01, 0.99])
-        out["truncation"] = ("not truncated" if q is None else
-                             f"truncated at the {_ordinal(100 * q[0])} and {_ordinal(100 * q[1])} percentiles")
+        q = tp.get("truncate_quantiles")
+        out["truncation"] = "not truncated" if q is None else _truncated_at(q)
+        q = tp.get("truncate_quantiles_sensitivity", [0.01, 0.99])
+        if q is None:
+            missing.append("truncation_sensitivity: target_trial.truncate_quantiles_sensitivity is null (the "
+                           "truncated-weights sensitivity analysis was not run)")
+        else:
+            out["truncation_sensitivity"] = _truncated_at(q)
     if cl:
         out["scan_window"] = days_text(cl.get("baseline_imaging_window_days", 42))
         out["lab_window"] = days_text(cl.get("baseline_lab_window_days", 30))
