@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from analysis_utils.simulation.scenario import Scenario, load_scenario
 
     s = load_scenario(ROOT / SCENARIO).with_design(replicates=a.replicates, exports_replicates=0, methods=METHODS,
-                                                   ccw_bootstrap=a.bootstrap)
+                                                   ccw_variance="bootstrap", ccw_bootstrap=a.bootstrap)
     if a.truncation_sensitivity:
         tp = s.params["target_trial"]
         s = Scenario(s.name, s.params_file, {**s.params, "target_trial": {

@@ -20,6 +20,7 @@ from analysis_utils.simulation import engine, estimators, performance, report, s
 from analysis_utils.simulation.scenario import generator_problem, load_scenario
 from analysis_utils.simulation.truth import cox_binary, po_truths
 from analysis_utils.stats.cox import cox_ph
+from analysis_utils.study.project import ParamsError
 from analysis_utils.synthetic import SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,6 +141,27 @@ def client():
     yield c
     c.close()
     cluster.close()
+
+
+def _blas_env() -> dict:
+    import os
+
+    return {k: os.environ.get(k) for k in engine.ONE_BLAS_THREAD}
+
+
+def test_local_cluster_workers_run_one_blas_thread():
+    """The LocalCluster's worker processes start with OMP/OpenBLAS/MKL limited to one thread, even when the dask
+    config's nanny defaults are switched off."""
+    import dask
+    import distributed  # noqa: F401 - its config defaults loaded first, so leaving the context restores them
+
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):
+        c, cluster = engine.open_client(workers=1)
+        try:
+            assert list(c.run(_blas_env).values()) == [engine.ONE_BLAS_THREAD]
+        finally:
+            c.close()
+            cluster.close()
 
 
 # --------------------------------------------------------------------------------------------------- storage, resume
@@ -325,11 +347,12 @@ def test_generator_fast_path_gives_the_cohort_and_reruns_identically(small_defau
     assert (frame.loc[~haic0, "haic_offset_days"] > 0).any()               # HAIC after time zero exists
 
 
-def test_ccw_estimator_gives_the_notebooks_estimates_with_a_bootstrap_se(small_default):
+def test_ccw_estimator_gives_the_notebooks_estimates_with_a_bootstrap_or_ij_se(small_default):
     from analysis_utils.steps import target_trial as tt
 
     frame, _ = sources.generate(small_default, 11)
-    s = estimators.settings_for(small_default.params, {**small_default.design, "ccw_bootstrap": 8}, 3)
+    s = estimators.settings_for(small_default.params, {**small_default.design, "ccw_bootstrap": 8,
+                                                       "ccw_variance": "bootstrap"}, 3)
     rows, _ = estimators.run_methods(frame, ["ccw"], s)
     nb = tt.estimate(frame, {**small_default.params, "target_trial": {
         **small_default.params["target_trial"], "endpoints": ["os", "pfs_recist"]}}, seed=3, bootstrap_b=0, workers=1)
@@ -342,6 +365,26 @@ def test_ccw_estimator_gives_the_notebooks_estimates_with_a_bootstrap_se(small_d
     assert np.allclose(rows["upper"] - rows["estimate"], z * rows["se"])
     again, _ = estimators.run_methods(frame, ["ccw"], s)
     pd.testing.assert_frame_equal(rows, again, check_exact=True)             # the bootstrap is seeded
+    # the default SE: robust IJ clustered on the patient; same estimates, SEs of the bootstrap's order (B = 8 here,
+    # so only loosely), and no dependence on the methods seed
+    assert small_default.design["ccw_variance"] == "ij"
+    ij, _ = estimators.run_methods(frame, ["ccw"], estimators.settings_for(small_default.params,
+                                                                            small_default.design, 3))
+    other_seed, _ = estimators.run_methods(frame, ["ccw"], estimators.settings_for(small_default.params,
+                                                                                    small_default.design, 4))
+    pd.testing.assert_frame_equal(ij, other_seed, check_exact=True)
+    assert np.array_equal(ij["estimate"], rows["estimate"]) and (ij["se"] > 0).all()
+    assert np.allclose(ij["upper"] - ij["estimate"], z * ij["se"])
+    ratio = ij["se"].to_numpy() / rows["se"].to_numpy()
+    assert ((ratio > 0.5) & (ratio < 2.0)).all(), ratio
+
+
+def test_ccw_variance_must_be_ij_or_bootstrap(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml.safe_dump({"base": str(ROOT / "params" / "simulation" / "default.yaml"),
+                                 "simulation": {"ccw_variance": "sandwich"}}))
+    with pytest.raises(ParamsError, match="ccw_variance"):
+        load_scenario(f)
 
 
 @pytest.mark.slow

@@ -260,3 +260,115 @@ def test_bootstrap_is_reproducible_and_independent_of_workers():
     assert one[0, 0] == first
     lo, hi, n_ok = ccw.percentile_ci(one, 0.9)
     assert lo[0] == pytest.approx(np.quantile(one[:, 0], 0.05)) and n_ok[0] == 30
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# robust (infinitesimal-jackknife) variance of the weighted KM on (start, stop] data: stats/km_counting_ij.py
+# --------------------------------------------------------------------------------------------------------------------
+from analysis_utils.stats.kaplan_meier import km_counts, km_ij  # noqa: E402
+from analysis_utils.stats.km_counting_ij import ij_difference, km_influence  # noqa: E402
+from analysis_utils.stats.rmst import rmst as rmst_one  # noqa: E402
+
+# rows (start, stop, event, weight, cluster): cluster 1 has two rows (weight 2 before and after day 3), cluster 2
+# enters late (day 1). Event times 2 (Y 5, d 1), 4 (Y 4, d 1), 5 (Y 3, d 2): S = 0.8, 0.6, 0.2.
+IJ_START = np.array([0, 0, 3, 1, 0], dtype=float)
+IJ_STOP = np.array([2, 3, 5, 4, 6], dtype=float)
+IJ_EVENT = np.array([1, 0, 1, 1, 0], dtype=float)
+IJ_W = np.array([1, 2, 2, 1, 1], dtype=float)
+IJ_CLUSTER = np.array([0, 1, 1, 2, 3])
+
+
+def test_km_influence_by_hand():
+    """survfitkm.c's recursion U_c(u_j) = U_c(u_{j-1}) (1 - h_j) + S(u_{j-1}) [Y_c h_j - dN_c] / Y_j by hand:
+    u = 2 (S_prev 1, Y 5, h 0.2): U = (-0.16, 0.08, 0.04, 0.04); u = 4 (S_prev 0.8, Y 4, h 0.25):
+    U = (-0.12, 0.16, -0.12, 0.08); u = 5 (S_prev 0.6, Y 3, h 2/3): U = (-0.04, -0.08, -0.04, 0.16).
+    RMST to 5.5 = 2 + 2 (0.8) + 0.6 + 0.5 (0.2) = 4.3, influence = 2 U(2) + 1 U(4) + 0.5 U(5)."""
+    res = km_influence(IJ_START, IJ_STOP, IJ_EVENT, IJ_W, IJ_CLUSTER, 4, [1.0, 2.0, 4.5, 5.0], tau=5.5)
+    assert res.surv == pytest.approx([1.0, 0.8, 0.6, 0.2])
+    assert res.influence[:, 0] == pytest.approx([0, 0, 0, 0])
+    assert res.influence[:, 1] == pytest.approx([-0.16, 0.08, 0.04, 0.04])
+    assert res.influence[:, 2] == pytest.approx([-0.12, 0.16, -0.12, 0.08])
+    assert res.influence[:, 3] == pytest.approx([-0.04, -0.08, -0.04, 0.16])
+    assert res.se[2] == pytest.approx(np.sqrt(0.0608))
+    assert res.rmst == pytest.approx(4.3)
+    assert res.rmst_influence == pytest.approx([-0.46, 0.28, -0.06, 0.24])
+    assert res.rmst_se == pytest.approx(np.sqrt(0.3512))
+    beyond = km_influence(IJ_START, IJ_STOP, IJ_EVENT, IJ_W, IJ_CLUSTER, 4, [7.0], tau=6.5)
+    assert np.isnan(beyond.surv[0]) and np.isnan(beyond.se[0]) and np.isnan(beyond.rmst)
+    with pytest.raises(ValueError, match="start < stop"):
+        km_influence(IJ_STOP, IJ_START, IJ_EVENT, IJ_W, IJ_CLUSTER, 4, [1.0])
+
+
+def _clone_like(seed=3, n=60):
+    """Two curves on the same n clusters (like the two clones of each unit): each cluster has 1-2 rows per curve
+    (cut at day 10 with a new weight), non-integer weights, ties, late entries."""
+    rng = np.random.default_rng(seed)
+    curves = []
+    for _ in range(2):
+        t = rng.integers(1, 40, n).astype(float)
+        e = (rng.random(n) < 0.6).astype(float)
+        w0, w1 = rng.uniform(0.5, 2.0, n), rng.uniform(0.5, 3.0, n)
+        late = rng.random(n) < 0.2
+        s0 = np.where(late, np.minimum(rng.integers(0, 5, n).astype(float), t - 1), 0.0)
+        first_stop = np.minimum(t, 10.0)
+        rows = [(s0, first_stop, np.where(t <= 10, e, 0.0), w0, np.arange(n), first_stop > s0),
+                (np.full(n, 10.0), t, e, w1, np.arange(n), t > 10)]
+        cat = [np.concatenate([r[k][r[5]] for r in rows]) for k in range(5)]
+        curves.append(cat)
+    return curves
+
+
+def _scaled(curve, c, eps):
+    start, stop, event, w, cl = curve
+    return start, stop, event, np.where(cl == c, w * (1 + eps), w), cl
+
+
+def test_km_influence_is_the_derivative_of_s_and_rmst_in_each_clusters_weight():
+    """U_c = d/de of S(t) (and RMST) when every row of cluster c has its weight scaled by (1 + e), at e = 0
+    (central differences); the same for the difference of two curves sharing the clusters."""
+    (a, b), times, tau, n = _clone_like(), np.array([3.0, 9.5, 10.0, 17.0, 30.0]), 25.0, 60
+    fa = km_influence(*a, n, times, tau)
+    fb = km_influence(*b, n, times, tau)
+    eps = 1e-6
+    num_s = np.zeros((n, times.size))
+    num_r = np.zeros(n)
+    num_diff = np.zeros((n, times.size))
+    for c in range(n):
+        hi, lo = km_influence(*_scaled(a, c, eps), n, times, tau), km_influence(*_scaled(a, c, -eps), n, times, tau)
+        num_s[c] = (hi.surv - lo.surv) / (2 * eps)
+        num_r[c] = (hi.rmst - lo.rmst) / (2 * eps)
+        hb, lb = km_influence(*_scaled(b, c, eps), n, times, tau), km_influence(*_scaled(b, c, -eps), n, times, tau)
+        num_diff[c] = ((hi.surv - hb.surv) - (lo.surv - lb.surv)) / (2 * eps)
+    assert np.max(np.abs(fa.influence - num_s)) < 1e-6
+    assert np.max(np.abs(fa.rmst_influence - num_r)) < 1e-5
+    se_diff, se_rmst = ij_difference(fa, fb)
+    assert se_diff == pytest.approx(np.sqrt((num_diff**2).sum(axis=0)), rel=1e-6)
+    assert se_rmst == pytest.approx(np.sqrt(((fa.rmst_influence - fb.rmst_influence) ** 2).sum()))
+    # clusters shared by the two curves: not the sum of the two variances
+    assert not np.allclose(se_diff**2, fa.se**2 + fb.se**2)
+    # S and RMST are the weighted KM of stats.ccw
+    u, s, _, _ = ccw.km_counting(a[0], a[1], a[2], a[3])
+    assert fa.surv == pytest.approx(ccw.step_at(u, s, times, a[1].max()))
+    assert fa.rmst == pytest.approx(ccw.rmst_step(u, s, tau, a[1].max()))
+
+
+def test_km_influence_reduces_to_the_right_censored_ij_and_greenwood():
+    """One row per cluster from time 0: the IJ of stats.kaplan_meier (weighted) and of stats.rmst; with unit
+    weights, Greenwood's variance (survival's own check, tests/book6.R)."""
+    rng = np.random.default_rng(11)
+    n = 80
+    t = rng.integers(1, 30, n).astype(float)
+    e = (rng.random(n) < 0.7).astype(float)
+    w = rng.uniform(0.3, 2.5, n)
+    c = km_counts(t, e, w)
+    se_ref, _ = km_ij(c, e, w)
+    res = km_influence(np.zeros(n), t, e, w, np.arange(n), n, c.time, tau=20.0)
+    ok = np.isfinite(res.surv)
+    assert res.se[ok] == pytest.approx(se_ref[ok], rel=1e-9)
+    assert res.rmst_se == pytest.approx(rmst_one(t, e, 20.0, weights=w, variance="ij")["se"], rel=1e-9)
+    ones = np.ones(n)
+    c1 = km_counts(t, e, ones)
+    greenwood = c1.surv * np.sqrt(np.cumsum(c1.greenwood_increment))
+    g = km_influence(np.zeros(n), t, e, ones, np.arange(n), n, c1.time)
+    fin = np.isfinite(greenwood) & np.isfinite(g.surv)
+    assert g.se[fin] == pytest.approx(greenwood[fin], rel=1e-9)

@@ -671,3 +671,26 @@ def test_cox_coefficients_fast_path_agrees_with_cox_ph():
         assert b["coef"].to_numpy() == pytest.approx(a["coef"].to_numpy(), abs=1e-6)
         assert b["se"].to_numpy() == pytest.approx(a["se"].to_numpy(), rel=1e-5)
         assert b.attrs["variance"] == a.attrs["variance"]
+
+
+def test_cox_wide_efron_design_by_newton_raphson_equals_lifelines_and_the_block_information_sums_to_i():
+    """A 24-column Efron design with ties and weights (like the adjusted model): R's Newton-Raphson (not lifelines)
+    fits it, to lifelines' MLE; the information gathered per row equals the sum of the per-death-block pieces that
+    cox.zph uses, and the terms handed to the fit are those at the estimate."""
+    rng = np.random.default_rng(7)
+    n, p = 400, 24
+    X = rng.normal(size=(n, p))
+    df = pd.DataFrame(X, columns=[f"x{i}" for i in range(p)])
+    df["t"] = rng.integers(1, 40, n).astype(float)
+    df["e"] = rng.integers(0, 2, n)
+    df["w"] = rng.uniform(0.5, 2.0, n)
+    fit = cox.fit_cox(df, "t", "e", [f"x{i}" for i in range(p)], "efron", "w", None, None)
+    assert fit.engine == "newton-raphson (coxph.fit)" and fit.converged
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cph = CoxPHFitter().fit(df, "t", "e", weights_col="w", fit_options=cox._LIFELINES_FIT_OPTIONS)
+    np.testing.assert_allclose(fit.beta, cph.params_.to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(fit.terms.V.sum(axis=0), fit.terms.I, rtol=1e-10, atol=1e-10)
+    again = cox._cox_terms(fit.data, fit.beta, "efron")
+    assert again.loglik == fit.loglik and np.array_equal(again.I, fit.terms.I)
+    assert fit.loglik_null == cox._cox_terms(fit.data, np.zeros(p), "efron").loglik

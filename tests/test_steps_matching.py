@@ -166,3 +166,12 @@ def test_run_matching_all_covariates_constant_is_documented():
     assert report.format_balance(mo.balance_matched).empty and report.love_data(mo).empty
     report.love_plot(report.love_data(mo))
     __import__("matplotlib.pyplot", fromlist=["close"]).close("all")
+
+
+def test_run_matching_without_balance_tables_gives_the_same_matches_and_weights():
+    full = steps.run_matching(_saturated_cohort(), SPEC)
+    lean = steps.run_matching(_saturated_cohort(), SPEC, balance_tables=False)
+    pd.testing.assert_frame_equal(full.matched, lean.matched)
+    pd.testing.assert_frame_equal(full.weights, lean.weights)
+    assert not full.balance_matched.empty and lean.balance_matched.empty and lean.balance_weighted.empty
+    assert lean.balance_summary is None and lean.summary["max_abs_smd_before"] is None

@@ -206,16 +206,23 @@ def _truth_task(scenario: Scenario, folder: str) -> dict[str, Any]:
     return scenario_truth(scenario, Path(folder))
 
 
+#: environment of a local worker process: one BLAS / OpenMP thread (set before numpy loads; distributed's nanny
+#: sets the same by default, ``distributed.nanny.pre-spawn-environ``, unless a user's dask config changes it).
+ONE_BLAS_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def open_client(workers: int | None = None, scheduler: str | None = None) -> tuple[Any, Any]:
     """A dask.distributed client: on the scheduler at ``scheduler`` (an existing cluster, e.g. started with
     dask-jobqueue), else on a new ``LocalCluster`` of ``workers`` single-threaded worker processes (default: the
-    machine's cores). Returns (client, cluster or None); close both when done."""
+    machine's cores) with one BLAS thread each (``ONE_BLAS_THREAD``; on any cluster every replicate also runs
+    under ``threadpool_limits(1)``). Returns (client, cluster or None); close both when done."""
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
         return Client(scheduler), None
     n = int(workers or os.cpu_count() or 1)
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                           env=dict(ONE_BLAS_THREAD))
     return Client(cluster), cluster
 
 

@@ -17,7 +17,8 @@ An estimator takes the analysis-ready frame and the ``Settings`` and returns row
   variance), weighted KM (infinitesimal-jackknife SE) and ``weighted_rmst_difference``. Targets the ATE.
 - ``overlap``: the overlap weights of ``run_matching``, as IPTW. Targets the ATO.
 - ``ccw`` (``estimators_tte.py``): the clone-censor-weight emulation of the grace-period target trial (notebook 03's
-  main analysis) with a bootstrap SE; ``naive_ever_haic``: HAIC within the window of time zero versus not, from time
+  main analysis) with the robust (infinitesimal-jackknife) SE clustered on the patient, or a bootstrap SE
+  (``simulation.ccw_variance``); ``naive_ever_haic``: HAIC within the window of time zero versus not, from time
   zero (immortal-time biased), by the crude estimators. Both target the ``tte`` contrasts.
 - ``psm_cc`` and ``mi`` (``estimators_mi.py``): ``psm`` among complete cases, and multiple imputation with matching
   within every imputed data set pooled by Rubin's rules (notebooks 02, 04, 05). Both target the ATT.
@@ -65,6 +66,7 @@ class Settings:
     target_trial: dict[str, Any] = field(default_factory=dict)
     ccw_bootstrap: int = 50
     imputation: dict[str, Any] = field(default_factory=dict)
+    ccw_variance: str = "ij"
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -169,9 +171,10 @@ def _marginal(frame: pd.DataFrame, s: Settings, population: str, weights_col: st
 
 
 def matching_output(frame: pd.DataFrame, s: Settings) -> Any:
-    """``steps.matching.run_matching`` with the params' spec, once per replicate (cached for psm/iptw/overlap)."""
+    """``steps.matching.run_matching`` with the params' spec, once per replicate (cached for psm/iptw/overlap),
+    without the balance tables (diagnostics no method here reads)."""
     if "matching" not in s.cache:
-        s.cache["matching"] = matching_steps.run_matching(frame, s.matching, seed=s.seed)
+        s.cache["matching"] = matching_steps.run_matching(frame, s.matching, seed=s.seed, balance_tables=False)
     return s.cache["matching"]
 
 
@@ -248,7 +251,8 @@ register(Estimator("overlap", "Overlap weights", overlap, "ato",
                    "overlap weights; weighted Cox (robust variance), weighted Kaplan-Meier and RMST"))
 register(Estimator("ccw", "Clone-censor-weight", ccw, TTE,
                    "clones of every patient under both grace-period strategies, censored at deviation, IPC-weighted "
-                   "(pooled logistic models); weighted Kaplan-Meier and RMST; bootstrap SE refitting the weights"))
+                   "(pooled logistic models); weighted Kaplan-Meier and RMST; robust (IJ) SE clustered on the patient, "
+                   "weights treated as fixed, or a bootstrap SE refitting the weights (simulation.ccw_variance)"))
 register(Estimator("naive_ever_haic", "Naive ever-HAIC", naive_ever_haic, TTE,
                    "HAIC within the window of time zero versus not, follow-up from time zero (immortal-time "
                    "biased); Kaplan-Meier, RMST and Cox as the crude comparison"))
@@ -267,7 +271,8 @@ def settings_for(params: dict[str, Any], design: dict[str, Any], seed: int) -> S
                     tau=float(design["rmst_tau_months"]), seed=int(seed),
                     target_trial=dict(params.get("target_trial") or {}),
                     ccw_bootstrap=int(design.get("ccw_bootstrap", 50)),
-                    imputation=dict(params.get("imputation") or {}))
+                    imputation=dict(params.get("imputation") or {}),
+                    ccw_variance=str(design.get("ccw_variance", "ij")))
 
 
 def run_methods(frame: pd.DataFrame, methods: list[str], s: Settings,

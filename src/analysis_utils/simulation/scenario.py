@@ -28,7 +28,8 @@ SIMULATION_DEFAULTS: dict[str, Any] = {
     "timepoints_months": [12, 24],    # survival differences at these times
     "rmst_tau_months": 24,            # RMST difference up to tau
     "methods": ["crude", "adjusted_cox", "psm", "iptw", "overlap", "ccw", "naive_ever_haic"],
-    "ccw_bootstrap": 50,              # bootstrap replicates over patients for the CCW standard error, per replicate
+    "ccw_variance": "ij",             # CCW standard error: ij (robust, clustered on the patient) or bootstrap
+    "ccw_bootstrap": 50,              # bootstrap replicates over patients per replicate (ccw_variance: bootstrap)
 }
 #: keys that do not change any replicate's result (how many were run, how); left out of the fingerprint.
 NOT_IN_FINGERPRINT = ("replicates", "exports_replicates", "label", "aim")
@@ -117,6 +118,8 @@ def _check_design(design: dict[str, Any], path: Path) -> dict[str, Any]:
         raise ParamsError(f"{path}: simulation.replicates must be >= 1")
     if d["truth_n"] < 1000:
         raise ParamsError(f"{path}: simulation.truth_n must be >= 1000 (the truths come from a very large cohort)")
+    if d["ccw_variance"] not in ("ij", "bootstrap"):
+        raise ParamsError(f"{path}: simulation.ccw_variance must be 'ij' or 'bootstrap', got {d['ccw_variance']!r}")
     if d["source"] not in ("generator", "reference"):
         raise ParamsError(f"{path}: simulation.source must be 'generator' or 'reference', got {d['source']!r}")
     for key in ("endpoints", "timepoints_months", "methods"):

@@ -228,19 +228,14 @@ def survival_at(km_table: pd.DataFrame, times: Sequence[float]) -> pd.DataFrame:
     kt = km_table["time"].to_numpy()
     i = np.searchsorted(kt, tt, side="right") - 1
     beyond = tt > kt[-1]
-    rows = []
-    for t_, j, out in zip(tt, i, beyond):
-        risk_row = np.searchsorted(kt, t_, side="left")
-        n_risk = float(km_table["n_risk"].iloc[risk_row]) if risk_row < kt.size else 0.0
-        if out:
-            vals = (np.nan,) * 4
-        elif j < 0:
-            vals = (1.0, 0.0, 1.0, 1.0)
-        else:
-            r = km_table.iloc[j]
-            vals = (r["surv"], r["std_err"], r["lower"], r["upper"])
-        rows.append((t_, n_risk, *vals, bool(out)))
-    return pd.DataFrame(rows, columns=["time", "n_risk", "surv", "std_err", "lower", "upper", "beyond_follow_up"])
+    risk_row = np.searchsorted(kt, tt, side="left")
+    n_risk = km_table["n_risk"].to_numpy(dtype=float)
+    out = {"time": tt, "n_risk": np.where(risk_row < kt.size, n_risk[np.minimum(risk_row, kt.size - 1)], 0.0)}
+    for col, before_first in (("surv", 1.0), ("std_err", 0.0), ("lower", 1.0), ("upper", 1.0)):
+        v = km_table[col].to_numpy(dtype=float)[np.maximum(i, 0)]
+        out[col] = np.where(beyond, np.nan, np.where(i < 0, before_first, v))
+    out["beyond_follow_up"] = beyond
+    return pd.DataFrame(out)
 
 
 def number_at_risk(time: object, times: Sequence[float]) -> pd.Series:

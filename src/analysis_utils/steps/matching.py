@@ -307,7 +307,7 @@ def _summary(s: dict[str, Any], data: pd.DataFrame, t: np.ndarray, prop: Propens
 
 def run_matching(cohort: pd.DataFrame, spec: dict[str, Any], *, arm_col: str = "arm",
                  treated_arm: str = ARM_HAIC, control_arm: str = ARM_CONTROL, id_col: str = "study_id",
-                 seed: Any = None) -> MatchingOutput:
+                 seed: Any = None, balance_tables: bool = True) -> MatchingOutput:
     """The study's propensity-score analysis from the params' ``matching:`` section, MatchIt/WeightIt semantics:
 
     1. ps by unpenalised logistic regression (``estimate_propensity``; covariates, factors and missing-data
@@ -320,6 +320,8 @@ def run_matching(cohort: pd.DataFrame, spec: dict[str, Any], *, arm_col: str = "
        denominator of ``spec["estimand"]``, each weighting with its own estimand's denominator (cobalt: ATE and
        ATO pooled, ATT treated); ESS. (Table 1 before, after matching and IPTW-weighted, and the matching report:
        ``reporting.matching``.)
+    ``balance_tables=False`` skips step 4's balance tables and summaries (empty / None; for callers that need only
+    the matched set and the weights, e.g. each replicate of a simulation).
     Data problems (dropped covariates, separation, unmatched treated units, a failed fit) go to ``problems`` (and
     so to the report) instead of raising. ``matched``: study_id, subclass, match_weight of the matched units;
     ``weights``: study_id, arm, ps, logit_ps, w_iptw_ate, w_iptw_att, w_overlap of every unit in the ps model.
@@ -341,7 +343,8 @@ def run_matching(cohort: pd.DataFrame, spec: dict[str, Any], *, arm_col: str = "
     wts, w, info = _weights_step(s, used, t, prop, id_col, arm_col, problems)
     matched, unmatched = _matched_frames(match, data, used, prop, id_col, arm_col, problems)
     mw = match.weights if match is not None else None
-    bal_m, bal_w, sum_m, sum_w = _balance_step(s, used, kept, prop, t, mw, w)
+    bal_m, bal_w, sum_m, sum_w = (_balance_step(s, used, kept, prop, t, mw, w) if balance_tables
+                                  else _balance_step(s, used, [], prop, t, mw, w))
     ess = _ess_table(t, mw, w, treated_arm, control_arm)
     counts = _counts(match, t, treated_arm, control_arm)
     summary = _summary(s, data, t, prop, kept, match, matched, counts, bal_m, sum_m, sum_w, ess, info, problems,
