@@ -120,3 +120,48 @@ def notebook_project(proj: Path) -> Path:
     small["input_dir"] = "data/synthetic/default/raw"  # where the notebooks' default parameters look
     pipeline.generate_input(small, proj, progress=lambda m: None)
     return proj
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Parallel runs. pyproject.toml runs the suite on pytest-xdist workers (`-n auto --dist loadgroup`; `-n 0` runs it in
+# one process). Work is shared out in groups: every test that uses the session's small pipeline run (`small_run`,
+# `second_run`) stays on one worker, so that run is made once; the tests of any other file stay together, so their
+# module-scoped fixtures are built once; the corpus of broken exports is shared out case by case (each case is
+# independent; each worker builds the small clean base once). The longest groups are handed out first so that the
+# workers finish together; a slow file not named in LONGEST_FIRST runs after them, in file order.
+# --------------------------------------------------------------------------------------------------------------------
+SHARED_RUN_FIXTURES = {"small_run", "second_run"}
+PER_TEST_FILES = {"tests/test_broken_exports.py"}
+LONGEST_FIRST = ["small_run", "tests/test_notebooks.py", "tests/test_secrets.py", "tests/test_browser.py",
+                 "tests/test_broken_exports.py", "tests/test_survival_truth.py", "tests/test_simulation.py"]
+
+
+def _xdist_group(item) -> str | None:
+    path = item.nodeid.split("::")[0]
+    if SHARED_RUN_FIXTURES & set(item.fixturenames):
+        return "small_run"
+    if path in PER_TEST_FILES:
+        return None
+    return path
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    keys = [_xdist_group(item) or item.nodeid.split("::")[0] for item in items]
+    first: dict[str, int] = {}
+    slow: set[str] = set()
+    for i, (item, key) in enumerate(zip(items, keys)):
+        first.setdefault(key, i)
+        if item.get_closest_marker("slow"):
+            slow.add(key)
+        group = _xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+    def rank(key: str) -> tuple[int, int, int]:
+        if key in LONGEST_FIRST:
+            return (0, LONGEST_FIRST.index(key), 0)
+        return (1 if key in slow else 2, 0, first[key])
+
+    order = sorted(range(len(items)), key=lambda i: (rank(keys[i]), i))  # each group stays together, in its order
+    items[:] = [items[i] for i in order]
