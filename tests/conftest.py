@@ -120,3 +120,67 @@ def notebook_project(proj: Path) -> Path:
     small["input_dir"] = "data/synthetic/default/raw"  # where the notebooks' default parameters look
     pipeline.generate_input(small, proj, progress=lambda m: None)
     return proj
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Parallel runs. pyproject.toml runs the suite on pytest-xdist workers (`-n auto`; `-n 0` runs it in one process).
+# Work is shared out in groups by the scheduler below (a function of the test's id only, since the controller does
+# not collect): the files whose tests use the session's small pipeline run (`small_run`, `second_run`) form one group
+# on one worker, so that run is made once; any other file is a group of its own, so its module-scoped fixtures are
+# built once; the corpus of broken exports is shared out case by case (each case is independent; each worker builds
+# the small clean base once). The longest groups are handed out first so that the workers finish together; a slow file
+# not named in LONGEST_FIRST runs after them, in file order. (xdist's own `--dist loadgroup` cannot be used: with
+# pytest 9 its `xdist_group` marks no longer reach the test ids.)
+# --------------------------------------------------------------------------------------------------------------------
+SHARED_RUN_FIXTURES = {"small_run", "second_run"}
+SHARED_RUN_FILES = {"tests/test_manuscript.py", "tests/test_manuscript_render.py", "tests/test_paths.py",
+                    "tests/test_pipeline.py"}
+PER_TEST_FILES = {"tests/test_broken_exports.py"}
+LONGEST_FIRST = ["small_run", "tests/test_notebooks.py", "tests/test_secrets.py", "tests/test_browser.py",
+                 "tests/test_broken_exports.py", "tests/test_survival_truth.py", "tests/test_simulation.py"]
+
+
+def work_group(nodeid: str) -> str:
+    """The group of a test id: 'small_run', the test id itself (PER_TEST_FILES) or its file."""
+    path = nodeid.split("::")[0]
+    if path in SHARED_RUN_FILES:
+        return "small_run"
+    if path in PER_TEST_FILES:
+        return nodeid
+    return path
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        """xdist's LoadScopeScheduling with :func:`work_group` as the scope (order kept: --no-loadscope-reorder)."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return work_group(nodeid)
+
+    return GroupScheduling(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    stray = sorted({item.nodeid.split("::")[0] for item in items if SHARED_RUN_FIXTURES & set(item.fixturenames)}
+                   - SHARED_RUN_FILES)
+    if stray:
+        raise pytest.UsageError(f"tests/conftest.py: add {stray} to SHARED_RUN_FILES (they use the shared small run)")
+    keys = [work_group(item.nodeid) for item in items]
+    keys = [k if k == "small_run" or "::" not in k else k.split("::")[0] for k in keys]  # order: per file
+    first: dict[str, int] = {}
+    slow: set[str] = set()
+    for i, (item, key) in enumerate(zip(items, keys)):
+        first.setdefault(key, i)
+        if item.get_closest_marker("slow"):
+            slow.add(key)
+
+    def rank(key: str) -> tuple[int, int, int]:
+        if key in LONGEST_FIRST:
+            return (0, LONGEST_FIRST.index(key), 0)
+        return (1 if key in slow else 2, 0, first[key])
+
+    order = sorted(range(len(items)), key=lambda i: (rank(keys[i]), i))  # each group stays together, in its order
+    items[:] = [items[i] for i in order]

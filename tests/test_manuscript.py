@@ -442,6 +442,13 @@ def test_manuscript_resolves_against_a_pipeline_run(small_run, tmp_path):
     assert "pseudonym_key: <redacted>" in params_md and "synthetic-demo-key" not in params_md
 
 
+# Manuscript variables fixed by the params and the synthetic design (identical in two runs that differ only in seed).
+DESIGN_KEYS = {"cohort.criteria", "cohort.index_from", "cohort.index_to", "cohort.n_centers", "cohort.n_screened",
+               "imputation.ps_missing", "run.data_cutoff", "run.n_input_files", "run.notebooks", "safety.window",
+               "survival.os.rmst_tau", "target_trial.grace", "target_trial.main_time", "target_trial.scan_rule",
+               "target_trial.tau", "target_trial.truncation_sensitivity"}
+
+
 def _used_values(root: Path) -> dict[str, str]:
     variables = yaml.safe_load((root / ms.VARIABLES_FILE).read_text(encoding="utf-8"))
     keys = set()
@@ -464,7 +471,13 @@ def test_another_run_changes_the_numbers_and_nothing_typed_by_hand(small_run, se
     for key in ("target_trial.n_eligible", "survival.os.hr", "survival.os.median_haic", "matching.n_pairs",
                 "response.mrecist.orr_haic", "safety.full.g3.haic", "run.seed"):
         assert key in changed, key
-    assert len(changed) >= 0.8 * len(numeric), sorted(set(numeric) - set(changed))
+    # the design (params, the generator's configuration, the notebooks run) is the same in both runs, so these stay
+    design = [k for k in numeric if k in DESIGN_KEYS]
+    assert [k for k in design if a[k] != b[k]] == []
+    results = [k for k in numeric if k not in DESIGN_KEYS]
+    # every other number comes from the data; a few may coincide at the printed precision (a kappa of 0.72 in both,
+    # a P value, an E-value bound at 1.00, a conclusion in words): at most 15 % (5 of 81 when this was written)
+    assert len(changed) >= 0.85 * len(results), sorted(set(results) - set(changed))
     # the sources are the same files; only the resolved text differs, and every digit of it comes from a variable:
     # digits(resolved) = digits(source without shortcodes, all in allowed names) + digits(values substituted)
     texts = [ms.resolve_text(r) for r in roots]
