@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from analysis_utils.reporting.target_trial import format_sensitivity
 from analysis_utils.steps import target_trial as tt
 from analysis_utils.steps import target_trial_mi as tmi
 from analysis_utils.study.config import TargetTrialConfig
@@ -46,6 +47,11 @@ def test_pooled_estimate_is_the_mean_and_identical_imputations_give_the_ij_se():
     keys = tmi.results_keys(out["pooled"], 3)
     assert keys["mi_m"] == 3 and np.isfinite(keys["mi_os_rmst_diff_se"])
     assert keys["mi_os_rmst_diff_lower"] <= keys["mi_os_rmst_diff"] <= keys["mi_os_rmst_diff_upper"]
+    rows = tmi.sensitivity_rows(out["pooled"], cfg, 8)
+    assert rows.loc[0, "rmst_diff"] == pytest.approx(pooled.loc["os_rmst_diff", "estimate"])
+    assert rows.loc[0, "key"] == "ccw_mi" and rows.loc[0, "n"] == 8
+    shown = format_sensitivity(rows, [15 / tt.DAYS_PER_MONTH])  # the formatter of the sensitivity table
+    assert shown.loc[0, "Analysis"] == tmi.LABEL and shown.loc[0, "HR"] == "—"
 
 
 def test_fewer_than_two_imputations_is_refused():

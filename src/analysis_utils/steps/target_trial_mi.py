@@ -27,7 +27,9 @@ from analysis_utils.stats.mi import pool
 from analysis_utils.steps.target_trial import DAYS_PER_MONTH, design, prepare
 from analysis_utils.study.config import TargetTrialConfig
 
-__all__ = ["ccw_one_imputation", "ccw_within", "results_keys"]
+__all__ = ["ccw_one_imputation", "ccw_within", "results_keys", "sensitivity_rows", "LABEL"]
+
+LABEL = "Clone-censor-weight, multiple imputation (IJ variance, Rubin's rules)"
 
 
 def _quantities(cfg: TargetTrialConfig) -> list[str]:
@@ -89,3 +91,20 @@ def results_keys(pooled: pd.DataFrame, m: int) -> dict[str, Any]:
         out.update({f"{base}_lower": float(r["conf_low"]), f"{base}_upper": float(r["conf_high"]),
                     f"{base}_se": float(r["std_error"]), f"{base}_df": float(r["df"]), f"{base}_fmi": float(r["fmi"])})
     return out
+
+
+def sensitivity_rows(pooled: pd.DataFrame, cfg: TargetTrialConfig, n: int) -> pd.DataFrame:
+    """The pooled contrasts as rows of ``steps.target_trial.sensitivity_table`` (key ``ccw_mi``; Rubin CIs with
+    Barnard-Rubin df; no hazard ratio: NaN), to sit beside the main (missing-indicator) analysis."""
+    p = pooled.set_index("term")
+    rows = []
+    for ep in dict.fromkeys(pooled["endpoint"]):
+        row: dict[str, Any] = {"analysis": LABEL, "key": "ccw_mi", "endpoint": ep, "n": int(n)}
+        for q in _quantities(cfg):
+            x = p.loc[f"{ep}_{q}"]
+            k = "rmst_diff" if q == "rmst_diff" else f"sdiff_{q[5:-1]}"
+            row.update({k: float(x["estimate"]), f"{k}_lower": float(x["conf_low"]),
+                        f"{k}_upper": float(x["conf_high"])})
+        row.update({"hr": float("nan"), "hr_lower": float("nan"), "hr_upper": float("nan")})
+        rows.append(row)
+    return pd.DataFrame(rows)
