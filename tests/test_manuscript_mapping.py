@@ -282,6 +282,7 @@ def _target_trial(h: HandRun) -> None:
         h.expect(f"{v}.censored_{arm}", f"{h.count(s, f'os_censored_{arm}')} of {h.count(s, f'os_clones_{arm}')}")
         h.expect(f"{v}.weight_max_{arm}", f"{h.put(s, f'weight_max_{arm}', kind='ratio'):.2f}")
     h.expect(f"{v}.censored_day0", h.count(s, "os_censored_day0_control"))
+    h.expect(f"{v}.mi_m", h.count(s, "mi_m"))
     h.put(s, "endpoints", list(ENDPOINTS))
     for ep in ENDPOINTS:
         b = f"{v}.{ep}"
@@ -311,6 +312,11 @@ def _target_trial(h: HandRun) -> None:
             est, lo, hi = h.triple(s, f"{key}_{ep}_sdiff_24", "prop")
             h.expect(f"{b}.sdiff_main_{name}", _pp(lo, est, hi))
         h.expect(f"{b}.hr_naive", h.est(s, f"naive_{ep}_hr"))
+        est, lo, hi = h.triple(s, f"mi_{ep}_sdiff24m", "prop")
+        h.expect(f"{b}.sdiff_main_mi", _pp(lo, est, hi))
+        d, dlo, dhi = h.triple(s, f"mi_{ep}_rmst_diff", "months")
+        h.expect(f"{b}.rmst_comparison_mi", _pp(dlo, d, dhi, "months", 1) + " longer" if d > 0
+                 else _pp(-dhi, -d, -dlo, "months", 1) + " shorter")
     h.expect(f"{v}.conclusion", "was associated with higher overall survival and was associated with lower "
                                 "progression-free survival per mRECIST and was not clearly associated with "
                                 "progression-free survival per RECIST 1.1 at 24 months")

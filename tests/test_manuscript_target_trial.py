@@ -28,6 +28,8 @@ def _results() -> dict:
     for key in ("naive", "ccw_truncated", "ccw_unweighted", "ccw_complete", "arm_t0"):
         r.update({f"{key}_os_sdiff_24": 0.2, f"{key}_os_sdiff_24_lower": -0.01, f"{key}_os_sdiff_24_upper": 0.3})
     r.update({"naive_os_hr": 0.52, "naive_os_hr_lower": 0.43, "naive_os_hr_upper": 0.62})
+    r.update({"mi_m": 20, "mi_os_sdiff24m": 0.141, "mi_os_sdiff24m_lower": 0.012, "mi_os_sdiff24m_upper": 0.27,
+              "mi_os_rmst_diff": 2.5, "mi_os_rmst_diff_lower": -0.2, "mi_os_rmst_diff_upper": 5.1})
     return r
 
 
@@ -64,6 +66,8 @@ def test_variables_from_a_hand_built_section():
     assert os_["rmst_comparison"] == "2.7 months (95% CI 2.7 to 2.8) longer"
     assert os_["sdiff_main_naive"] == "20.0 percentage points (95% CI -1.0 to 30.0)"
     assert os_["sdiff_main_truncated"] == "20.0 percentage points (95% CI -1.0 to 30.0)"
+    assert v["mi_m"] == "20" and os_["sdiff_main_mi"] == "14.1 percentage points (95% CI 1.2 to 27.0)"
+    assert os_["rmst_comparison_mi"] == "2.5 months (95% CI -0.2 to 5.1) longer"
     assert os_["hr"] == "0.72 (95% CI 0.67–0.77)" and v["conclusion"].startswith("was associated with higher")
     assert not missing
 

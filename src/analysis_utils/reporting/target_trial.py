@@ -177,7 +177,8 @@ def format_sensitivity(table: pd.DataFrame, timepoints: list[float]) -> pd.DataF
                                                  zip(table[k], table[f"{k}_lower"], table[f"{k}_upper"])]
     out["RMST difference, months"] = [fmt_est_ci(a, b, c, 1, "—") for a, b, c in
                                       zip(table["rmst_diff"], table["rmst_diff_lower"], table["rmst_diff_upper"])]
-    out["HR"] = [fmt_est_ci(a, b, c, 2, "—") for a, b, c in zip(table["hr"], table["hr_lower"], table["hr_upper"])]
+    out["HR"] = ["not estimated" if pd.isna(a) else fmt_est_ci(a, b, c, 2, "—")  # e.g. the MI rows: no pooled HR
+                 for a, b, c in zip(table["hr"], table["hr_lower"], table["hr_upper"])]
     return out
 
 

@@ -11,7 +11,8 @@ time zero (``n_eligible``, ``n_haic_t0``, ``n_control_t0``, ``n_crossover_within
 points with the CI; ``sdiff_main_short`` without), ratios, RMST per strategy and ``rmst_comparison`` ('2.7 months
 (95% CI 1.8 to 4.1) longer'), ``hr``, the direction of the main difference (``direction``: 'higher', 'lower' or
 'similar' survival with HAIC-TKIs-P), and the same main difference in the sensitivity analyses (``sdiff_main_naive``,
-``_truncated``, ``_unweighted``, ``_complete``, ``_arm_t0``) and the naive HR (``hr_naive``); ``truncation`` (the main
+``_truncated``, ``_unweighted``, ``_complete``, ``_arm_t0``) and the naive HR (``hr_naive``); the multiple-imputation
+analysis (``mi_m`` imputed data sets; per endpoint ``sdiff_main_mi`` and ``rmst_comparison_mi``, Rubin's rules CIs); ``truncation`` (the main
 analysis' weights) and ``truncation_sensitivity`` (those of the truncated-weights sensitivity analysis).
 Rules: docs/methods/target-trial.md.
 """
@@ -143,6 +144,7 @@ def variables(r: Reader, params: dict[str, Any], missing: list[str]) -> dict[str
         collect(out, f"censored_{tag}", lambda t=tag: f"{fmt_int(r(f'os_censored_{t}'))} of "
                                                       f"{fmt_int(r(f'os_clones_{t}'))}", missing)
         collect(out, f"weight_max_{tag}", lambda t=tag: tables.fmt_num(r(f"weight_max_{t}"), 2), missing)
+    collect(out, "mi_m", lambda: fmt_int(r("mi_m")), missing)
     collect(out, "censored_day0", lambda: fmt_int(r("os_censored_day0_control")), missing)
     try:
         endpoints = [e for e in r("endpoints") if e in ENDPOINTS]
@@ -174,6 +176,10 @@ def variables(r: Reader, params: dict[str, Any], missing: list[str]) -> dict[str
             collect(block, f"sdiff_main_{name}", lambda k=key: signed_ci(
                 100 * float(r(f"{k}_{ep}_sdiff_{max(months):g}")), 100 * float(r(f"{k}_{ep}_sdiff_{max(months):g}_lower")),
                 100 * float(r(f"{k}_{ep}_sdiff_{max(months):g}_upper")), level, 1, "percentage points"), missing)
+        collect(block, "sdiff_main_mi", lambda: _pp(r, f"mi_{ep}_sdiff{main}", level), missing)
+        collect(block, "rmst_comparison_mi", lambda: longer_shorter(r(f"mi_{ep}_rmst_diff"),
+                                                                    r(f"mi_{ep}_rmst_diff_lower"),
+                                                                    r(f"mi_{ep}_rmst_diff_upper"), level), missing)
         collect(block, "hr_naive", lambda: est_ci_text(r(f"naive_{ep}_hr"), r(f"naive_{ep}_hr_lower"),
                                                       r(f"naive_{ep}_hr_upper"), level), missing)
         out[ep] = block
