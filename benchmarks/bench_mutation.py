@@ -71,7 +71,10 @@ def config_section(modules: list[str], tests: list[str]) -> str:
             f"only_mutate = {toml_list([MODULES[m] for m in modules])}\n"
             f"pytest_add_cli_args_test_selection = {toml_list(tests)}\n"
             'also_copy = ["params", "docs", "notebooks", "manuscript", ".gitignore"]\n'
-            'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-m", "not slow"]\n')
+            'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-m", "not slow"]\n'
+            # mutmut's wall-clock limit is (estimated test time + 1 s) x multiplier (15 by default); at nice 19 on a
+            # shared machine a surviving mutant running whole test files exceeds it and would count as a timeout
+            "timeout_multiplier = 60.0\n")
 
 
 def make_copy(tmp: Path, modules: list[str], tests: list[str]) -> None:
@@ -165,7 +168,9 @@ def run_sample(args: argparse.Namespace, mutmut: str, out: Path) -> int:
     mutant: ``mutmut run`` with a name that matches no mutant, which stops (an assertion in mutmut 3.8) after both
     steps; the statistics file is checked afterwards. With ``--rerun FILE`` (the JSON of an earlier sample run on the
     same source) only its survivors and no-test mutants are run again and the other statuses are carried over: a
-    before -> after comparison on the same sample."""
+    before -> after comparison on the same sample (pass the same ``--keep`` folder: mutmut then collects the
+    statistics of the new tests only). Without ``--rerun`` a kept folder resumes: sampled mutants already killed or
+    survived there are not run again (``wall_s`` then covers the resumed part only)."""
     before = json.loads(Path(args.rerun).read_text(encoding="utf-8")) if args.rerun else None
     results: dict[str, dict] = {}
     for group in args.groups:
@@ -185,8 +190,8 @@ def run_sample(args: argparse.Namespace, mutmut: str, out: Path) -> int:
             if prev["sample"] != sample:
                 raise SystemExit(f"{group}: the sample differs from the one in {args.rerun} (source changed?)")
             to_run = [n for n in sample if prev["status"][n] in ("survived", "no tests")]
-        else:
-            to_run = sample
+        else:  # a kept folder resumes: mutants already killed or survived there are not run again
+            to_run = [n for n in sample if everything[n] not in ("killed", "survived")]
         if args.only:
             to_run = [n for n in to_run if any(fnmatch.fnmatch(n, g) for g in args.only)]
         tests_by_fn = json.loads(stats.read_text(encoding="utf-8"))["tests_by_mangled_function_name"]
@@ -196,8 +201,8 @@ def run_sample(args: argparse.Namespace, mutmut: str, out: Path) -> int:
               f"({len(no_tests)} without tests) in {tmp}", flush=True)
         code = run_mutmut(mutmut, tmp, run, args.workers, args.max_minutes) if run else 0
         now = mutant_statuses(mutmut, tmp)
-        status = {n: ("no tests" if n in no_tests else now[n] if n in to_run else before["groups"][group]["status"][n])
-                  for n in sample}
+        status = {n: ("no tests" if n in no_tests else now[n] if n in to_run or before is None
+                      else before["groups"][group]["status"][n]) for n in sample}
         c = Counter(status.values())
         k, n = c["killed"], len(sample)
         lo, hi = clopper_pearson(k, n)

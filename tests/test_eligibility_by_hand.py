@@ -55,6 +55,8 @@ CASES = {
     "ECOG2": (pt("ECOG2", {"ecog": "2"}), None, NONE),
     "ECOG3": (pt("ECOG3", {"ecog": "3"}), "ecog_above_2", NONE),
     "ECOGB": (pt("ECOGB", {"ecog": ""}), None, ("ecog_above_2",)),
+    # two criteria blank in one record: both queries, in CRITERIA order (prior systemic therapy before ECOG)
+    "Q2": (pt("Q2", {"ecog": "", "prior_systemic_therapy": ""}), None, ("prior_systemic_therapy", "ecog_above_2")),
     # --- BCLC: B and C kept, A and D (and 0) excluded; blank: the BCLC 2022 derivation when it decides, else query
     "BCB": (pt("BCB", {"bclc_stage": "B"}), None, NONE),
     "BCC": (pt("BCC", {"bclc_stage": "C"}), None, NONE),
@@ -169,16 +171,35 @@ def test_exclusion_reason_and_queries(cohort, mrn):
     assert bool(rec["eligibility_query"]) == bool(queries)
 
 
+# criterion -> (column, value) of its query entry: the column names every field the criterion reads from the patients
+# table; the value names the blank ones of this record. ld_mm is a field of the lesions table, not of the patients
+# table, so a blank diameter names no field in the value (its lesion rows are logged by the lesion checks).
+QUERY_TEXT = {
+    "hcc_not_confirmed": ("diagnosis_basis", "diagnosis_basis"),
+    "excluded_histology": ("histology_subtype", "histology_subtype"),
+    "bclc_not_b_or_c": ("bclc_stage", "bclc_stage"),
+    "prior_systemic_therapy": ("prior_systemic_therapy", "prior_systemic_therapy"),
+    "no_measurable_intrahepatic": ("ld_mm", ""),
+    "child_pugh_c": ("total_bilirubin,albumin,inr,ascites,encephalopathy", "ascites"),  # CPQ: ascites blank
+    "ecog_above_2": ("ecog", "ecog"),
+    "severe_encephalopathy": ("encephalopathy", "encephalopathy"),
+}
+
+
 @pytest.mark.parametrize("mrn", [m for m, c in CASES.items() if c[2]])
 def test_blank_field_is_a_located_query(cohort, tables, mrn):
-    """Each blank criterion field: one located entry (patients file, the patient's row) saying it is kept."""
+    """Each blank criterion field: one located entry (patients file, the patient's row, the criterion's columns,
+    the blank field as its value) saying it is kept."""
     dq = cohort.quality.to_frame()
     row = _row(tables, "patients", mrn)
     for crit in CASES[mrn][2]:
         label = next(c.label for c in CRITERIA if c.name == crit)
         hit = dq[(dq.rule == f"blank eligibility field: '{label}' cannot be assessed") & (dq.row == row)
                  & (dq.file == "C01/patients.csv")]
-        assert len(hit) == 1 and hit.iloc[0]["action"].startswith("kept as missing (eligibility query)")
+        assert len(hit) == 1 and hit.iloc[0]["action"] == ("kept as missing (eligibility query); excluded in the "
+                                                           "sensitivity analysis with complete eligibility data")
+        assert (hit.iloc[0]["column"], hit.iloc[0]["value"]) == QUERY_TEXT[crit]
+        assert hit.iloc[0]["center_id"] == "C01"
 
 
 def test_child_pugh_scores(cohort):
