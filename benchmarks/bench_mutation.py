@@ -77,11 +77,12 @@ def config_section(modules: list[str], tests: list[str]) -> str:
             "timeout_multiplier = 60.0\n")
 
 
-def make_copy(tmp: Path, modules: list[str], tests: list[str]) -> None:
-    """Copy the project into ``tmp`` and append the ``[tool.mutmut]`` section for these modules and test files."""
+def make_copy(tmp: Path, modules: list[str], tests: list[str], root: Path = ROOT) -> None:
+    """Copy the project at ``root`` into ``tmp`` and append the ``[tool.mutmut]`` section for these modules and test
+    files."""
     tmp.mkdir(parents=True, exist_ok=True)
     for name in COPY:
-        src, dest = ROOT / name, tmp / name
+        src, dest = root / name, tmp / name
         if src.is_dir():
             shutil.copytree(src, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         elif src.exists():
@@ -177,7 +178,7 @@ def run_sample(args: argparse.Namespace, mutmut: str, out: Path) -> int:
         modules, tests = GROUPS[group]
         tmp = out / group
         t0 = time.perf_counter()
-        make_copy(tmp, modules, tests)
+        make_copy(tmp, modules, tests, Path(args.root))
         run_mutmut(mutmut, tmp, ["__generate_and_collect_stats_only__"], args.workers, None, "mutmut_generate.log")
         stats = tmp / "mutants" / "mutmut-stats.json"
         if not stats.exists():
@@ -255,6 +256,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=20261201, help="seed of --sample")
     ap.add_argument("--groups", nargs="*", default=list(GROUPS), choices=list(GROUPS), help="groups of --sample")
     ap.add_argument("--rerun", help="with --sample: JSON of an earlier sample run; re-run its survivors only")
+    ap.add_argument("--root", default=str(ROOT),
+                    help="project folder to copy (default: this checkout); e.g. a `git archive` export of an earlier "
+                         "commit, to measure its tests")
     ap.add_argument("--results", help="with --sample: write the per-group results (JSON) here")
     args = ap.parse_args()
     tests = args.tests or sorted({t for m in args.modules for t in TESTS_BY_MODULE[m]})
