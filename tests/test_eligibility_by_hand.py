@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from analysis_utils.study.config import TargetTrialConfig
-from analysis_utils.study.eligibility import CRITERIA, check_flow
+from analysis_utils.study.eligibility import CRITERIA, check_flow, flow_table
 from analysis_utils.study.project import load_params
 from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC, strategy_deviation_days
 from conftest import patient_tables
@@ -64,6 +64,10 @@ CASES = {
     "BCD": (pt("BCD", {"bclc_stage": "D"}), "bclc_not_b_or_c", NONE),
     "BC0": (pt("BC0", {"bclc_stage": "0"}), "bclc_not_b_or_c", NONE),
     "BCX": (pt("BCX", {"bclc_stage": ""}), None, NONE),  # MVI yes -> derived C
+    # MVI "no", EHS "no", ECOG 0, all known: none of the C features -> derived B (kept, no query)
+    "BCN": (pt("BCN", {"bclc_stage": "", "mvi": "no", "mvi_grade": "", "ecog": "0"}), None, NONE),
+    # MVI "no" with a PVTT grade (Vp3) recorded: kept as recorded, logged
+    "MVG": (pt("MVG", {"mvi": "no"}), None, NONE),
     # MVI, EHS blank and ECOG 0: nothing makes it C and not everything is known -> not derivable -> query
     "BCQ": (pt("BCQ", {"bclc_stage": "", "mvi": "", "mvi_grade": "", "ehs": "", "ecog": "0"}), None,
             ("bclc_not_b_or_c",)),
@@ -220,8 +224,23 @@ def test_flow_reconciles_and_counts_queries(cohort):
 
 def test_bclc_blank_derived(cohort):
     assert by_mrn(cohort, "BCX")["bclc_stage"] == "C"        # MVI yes -> C (BCLC 2022)
+    assert by_mrn(cohort, "BCN")["bclc_stage"] == "B"        # MVI no, EHS no, ECOG 0 -> B
     assert pd.isna(by_mrn(cohort, "BCQ")["bclc_stage"])
     assert by_mrn(cohort, "BCB")["bclc_stage"] == "B"        # recorded stage kept (the derivation says C: logged)
+
+
+def test_mvi_no_and_a_pvtt_grade_recorded_with_it(cohort, tables):
+    """MVI "no" reads as False and Vp4 as False (no invasion, so no Vp4), with or without a grade; a grade recorded
+    with MVI "no" (MVG: Vp3) is kept and logged at the patient's row; MVI "yes" with Vp3 (NOH) is Vp3, not Vp4."""
+    for mrn in ("BCN", "MVG"):
+        rec = by_mrn(cohort, mrn)
+        assert not pd.isna(rec["mvi"]) and not rec["mvi"]
+        assert not pd.isna(rec["vp4"]) and not rec["vp4"]
+    assert by_mrn(cohort, "MVG")["vp_grade"] == "Vp3" and bool(by_mrn(cohort, "NOH")["mvi"])
+    dq = cohort.quality.to_frame()
+    hit = dq[dq.rule == "PVTT grade recorded while macrovascular invasion is 'no'"]
+    assert hit[["file", "row", "column", "action"]].values.tolist() == [
+        ["C01/patients.csv", _row(tables, "patients", "MVG"), "mvi_grade", "grade kept; MVI kept as recorded"]]
 
 
 # --- time zero, arm at T0, HAIC timing. haic offset = first HAIC - T0; G = 90 (params target_trial.grace_days)
@@ -359,3 +378,33 @@ def test_protocol_parameters_match_the_method_page():
         assert str(got) == value.strip(), key
     cfg = config()
     assert (cfg.combination_max_gap_days, cfg.haic_window_days, cfg.baseline_imaging_window_days) == (30, 90, 42)
+
+
+def test_flow_table_rows_labels_and_failing_counts_by_hand():
+    """flow_table on three hand-made screened records: R1 fails Child-Pugh C and ECOG (first failing: child_pugh_c,
+    which comes before ecog_above_2 in CRITERIA), R2 is eligible in the HAIC arm with a blank ECOG (query), R3 is
+    eligible in the control arm. Every row, label and count is written out here."""
+    names = [c.name for c in CRITERIA]
+    fails = {"R1": {"child_pugh_c", "ecog_above_2"}, "R2": set(), "R3": set()}
+    screened = pd.DataFrame({"study_id": ["R1", "R2", "R3"], "arm": [ARM_HAIC, ARM_HAIC, ARM_CONTROL],
+                             "exclusion_reason": ["child_pugh_c", None, None], "eligible": [False, True, True],
+                             "eligibility_query": [False, True, False],
+                             **{f"fail_{n}": [n in fails[r] for r in ("R1", "R2", "R3")] for n in names},
+                             **{f"query_{n}": [False, n == "ecog_above_2", False] for n in names}})
+    labels = {c.name: c.label for c in CRITERIA}
+    want = [["screened", "", "Records screened", 3, None]]
+    want += [["excluded", n, labels[n], int(n == "child_pugh_c"), int(n in ("child_pugh_c", "ecog_above_2"))]
+             for n in names]
+    want += [["analysed", "", "Patients analysed", 2, None],
+             ["arm", "HAIC-TKIs-P", "Arm HAIC-TKIs-P (at time zero)", 1, None],
+             ["arm", "TKIs-P", "Arm TKIs-P (at time zero)", 1, None],
+             ["query", "ecog_above_2", "Blank field: ECOG performance status > 2", 1, None],
+             ["query_total", "", "Patients analysed with a blank eligibility field (kept; excluded in a sensitivity "
+                                 "analysis)", 1, None]]
+    flow = flow_table(screened)
+    assert flow.columns.tolist() == ["step", "criterion", "label", "n", "n_failing_any"]
+    got = [[r.step, r.criterion, r.label, r.n, None if pd.isna(r.n_failing_any) else r.n_failing_any]
+           for r in flow.itertuples()]
+    assert got == want
+    assert str(flow["n_failing_any"].dtype) == "Int64"
+    check_flow(flow)
