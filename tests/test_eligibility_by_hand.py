@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from analysis_utils.study.config import TargetTrialConfig
-from analysis_utils.study.eligibility import CRITERIA, check_flow, flow_table
+from analysis_utils.study.eligibility import CRITERIA, check_flow, flow_by_arm, flow_table
 from analysis_utils.study.project import load_params
 from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC, strategy_deviation_days
 from conftest import patient_tables
@@ -408,3 +408,12 @@ def test_flow_table_rows_labels_and_failing_counts_by_hand():
     assert got == want
     assert str(flow["n_failing_any"].dtype) == "Int64"
     check_flow(flow)
+    # the same records by arm (flow_by_arm): HAIC-TKIs-P holds R1 (excluded, child_pugh_c) and R2; TKIs-P holds R3
+    by_arm = flow_by_arm(screened)
+    assert by_arm.columns.tolist() == ["step", "criterion", "label", "arm", "n"]
+    want_arm = []
+    for arm, n_screened, n_cp in ((ARM_HAIC, 2, 1), (ARM_CONTROL, 1, 0)):
+        want_arm += [["screened", "", "Records screened", arm, n_screened]]
+        want_arm += [["excluded", n, labels[n], arm, n_cp if n == "child_pugh_c" else 0] for n in names]
+        want_arm += [["analysed", "", "Patients analysed", arm, 1]]
+    assert by_arm.values.tolist() == want_arm
