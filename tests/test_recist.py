@@ -279,6 +279,17 @@ def test_confirmation_table():
     assert [bor(unconfirmed, s) for s in "ABC"] == ["PR", "PR", "PR"]
 
 
+def test_confirmation_never_borrows_the_next_patients_scan():
+    # D: 50 -> 30 on day 42 (-40%: PR) and no later scan: not confirmed; day 42 >= 42 meets the SD minimum -> SD.
+    # E: 50 -> 30 on day 42 and 30 on day 77 (35 days later >= 28): confirmed PR. Alone, E is PR as well; D's
+    # confirming scan must not be looked for in E's scans (the next patient in the sorted visits).
+    rows = liver_series("D", "L1", [(-7, 50), (42, 30)]) + liver_series("E", "L1", [(-7, 50), (42, 30), (77, 30)])
+    res = run(rows, "DE", "recist", confirm=True)
+    assert [bor(res, s) for s in "DE"] == ["SD", "PR"]
+    alone = run(liver_series("E", "L1", [(-7, 50), (42, 30), (77, 30)]), ["E"], "recist", confirm=True)
+    assert bor(alone, "E") == "PR"
+
+
 def test_confirmation_pr_then_pd_before_sd_minimum():
     # PR on day 28 (< 42) then PD on day 70: PR->PD without SD minimum -> PD (confirm=True).
     # 50 -> 30 (PR) -> 40: +10 mm, +33% vs nadir 30 -> PD.
@@ -369,6 +380,11 @@ def test_data_quality_entries():
     dq = res.data_quality.set_index("rule")
     assert list(res.data_quality.columns) == list(rc.DQ_COLUMNS)
     assert dq.loc["negative_diameter", "column"] == "ld_mm"
+    assert dq.loc["negative_diameter", "action"] == "set to NaN (not measured)"
+    # exactly these three entries: L1 has a row on every visit (day 42's is unmeasured, not missing), so no
+    # target_missing_at_visit entry
+    assert sorted(res.data_quality.rule) == ["duplicate_lesion_assessment", "negative_diameter",
+                                             "new_lesion_without_size"]
     assert dq.loc["negative_diameter", "assessment_date"] == DAY0 + pd.Timedelta(days=42)
     assert dq.loc["duplicate_lesion_assessment", "lesion_id"] == "L1"
     assert dq.loc["new_lesion_without_size", "lesion_id"] == "NEW1"
@@ -388,6 +404,8 @@ def test_bad_input_raises_clear_errors():
         rc.derive_response(rows, index_for("A"), "irecist")
     with pytest.raises(ValueError, match="duplicates"):
         rc.derive_response(rows, index_for("A", "A"), "recist")
+    with pytest.raises(ValueError, match="^lesions must be a pandas DataFrame$"):
+        rc.derive_response(rows.to_dict("records"), index_for("A"), "recist")
 
 
 def test_rule_functions_directly():
