@@ -124,3 +124,24 @@ def test_journal_versions_of_the_rate_and_schedule_tables_have_readable_first_co
                         **{f"{a} >=3 {k}": [1, 1] if k == "n" else [10.0, 10.0] for a in arms for k in ("n", "%")}})
     wide = report.format_lab_sensitivity(lab, arms)
     assert wide.columns[0] == "CTCAE term" and wide.iloc[0, 0] == "ALT increased"
+
+
+def test_lab_draws_per_patient_by_hand():
+    """Detection-bias diagnostic: values per patient after day 0 and up to 6 months (6 x 365.25 / 12 = 182.625
+    days) of platelets, ALT and neutrophils; a patient without a value counts 0.
+    A1 (HAIC): platelets days 10, 30 (day 200 is after 6 months; ALT on day 0 is not after day 0) -> platelets 2.
+    A2 (HAIC): platelets day 182 (kept), day -5 (before) -> 1. B1 (TKIs-P): platelets day 50, ALT day 60 (albumin
+    is not a counted test) -> 1 and 1. B2: nothing. Z9 is not in the cohort.
+    HAIC platelets [2, 1]: median 1.5, quartiles 1.25 and 1.75 (linear), mean 1.5; TKIs-P platelets [1, 0] and
+    ALT [1, 0]: median 0.5, quartiles 0.25 and 0.75, mean 0.5; the rest [0, 0]."""
+    rows = [("A1", "platelets", 10), ("A1", "platelets", 30), ("A1", "platelets", 200), ("A1", "alt", 0),
+            ("A2", "platelets", 182), ("A2", "platelets", -5), ("B1", "platelets", 50), ("B1", "alt", 60),
+            ("B1", "albumin", 20), ("Z9", "platelets", 10)]
+    labs = pd.DataFrame(rows, columns=["study_id", "test", "day"])
+    labs = labs.assign(lab_date=DAY0 + pd.to_timedelta(labs.pop("day"), unit="D"), value=1.0)
+    got = safety.lab_draws_per_patient(labs, cohort())
+    zero = [2, 0.0, 0.0, 0.0, 0.0]
+    half = [2, 0.5, 0.25, 0.75, 0.5]
+    assert got.columns.tolist() == ["arm", "test", "n_patients", "median", "q1", "q3", "mean"]
+    assert got.values.tolist() == [[H, "alt", *zero], [H, "neutrophils", *zero], [H, "platelets", 2, 1.5, 1.25, 1.75, 1.5],
+                                   [T, "alt", *half], [T, "neutrophils", *zero], [T, "platelets", *half]]
