@@ -68,6 +68,8 @@ CASES = {
     "BCN": (pt("BCN", {"bclc_stage": "", "mvi": "no", "mvi_grade": "", "ecog": "0"}), None, NONE),
     # MVI "no" with a PVTT grade (Vp3) recorded: kept as recorded, logged
     "MVG": (pt("MVG", {"mvi": "no"}), None, NONE),
+    # EHS "yes" (MVI "no", ECOG 0, BCLC blank): extrahepatic spread makes the derived stage C
+    "EHY": (pt("EHY", {"bclc_stage": "", "mvi": "no", "mvi_grade": "", "ehs": "yes", "ecog": "0"}), None, NONE),
     # MVI, EHS blank and ECOG 0: nothing makes it C and not everything is known -> not derivable -> query
     "BCQ": (pt("BCQ", {"bclc_stage": "", "mvi": "", "mvi_grade": "", "ehs": "", "ecog": "0"}), None,
             ("bclc_not_b_or_c",)),
@@ -107,6 +109,8 @@ CASES = {
             "start_after_death_or_cutoff", NONE),
     "SAE": (pt("SAE", systemic=combination("SAE", 333, 335), lesions=scans("SAE", [], baseline=(320, 60, 30))),
             "invalid_follow_up", NONE),
+    # death recorded on day -10, before the first dose (day 0), and no last-contact date: fails on the death date
+    "SAD": (pt("SAD", follow_up={**dead(-10), "last_contact_date": ""}), "start_after_death_or_cutoff", NONE),
     # --- age at T0 in completed years (no criterion; < 18 or > 100 is implausible: set to missing and logged)
     "AGE53": (pt("AGE53", {"birth_date": "1970-02-01"}), None, NONE),   # 53rd birthday on T0 -> 53
     "AGE52": (pt("AGE52", {"birth_date": "1970-02-02"}), None, NONE),   # birthday the day after T0 -> 52
@@ -225,6 +229,7 @@ def test_flow_reconciles_and_counts_queries(cohort):
 def test_bclc_blank_derived(cohort):
     assert by_mrn(cohort, "BCX")["bclc_stage"] == "C"        # MVI yes -> C (BCLC 2022)
     assert by_mrn(cohort, "BCN")["bclc_stage"] == "B"        # MVI no, EHS no, ECOG 0 -> B
+    assert by_mrn(cohort, "EHY")["bclc_stage"] == "C" and bool(by_mrn(cohort, "EHY")["ehs"])  # EHS yes -> C
     assert pd.isna(by_mrn(cohort, "BCQ")["bclc_stage"])
     assert by_mrn(cohort, "BCB")["bclc_stage"] == "B"        # recorded stage kept (the derivation says C: logged)
 
@@ -363,6 +368,11 @@ def test_start_after_cutoff_located_at_treatment_row(cohort, tables):
     hit = dq[dq.rule == "first treatment component after the data cut-off"]
     assert len(hit) == 1 and hit.iloc[0]["file"] == "C01/systemic_courses.csv"
     assert hit.iloc[0]["row"] == _row(tables, "systemic_courses", "SAC") and hit.iloc[0]["column"] == "start_date"
+    assert hit.iloc[0]["study_id"] == by_mrn(cohort, "SAC").name and hit.iloc[0]["severity"] == "error"
+    dead_first = dq[dq.rule == "first treatment component after the death date"]
+    assert dead_first[["file", "row", "column", "value", "study_id"]].values.tolist() == [
+        ["C01/systemic_courses.csv", _row(tables, "systemic_courses", "SAD"), "start_date", "2023-02-01",
+         by_mrn(cohort, "SAD").name]]
 
 
 def test_protocol_parameters_match_the_method_page():
