@@ -552,3 +552,26 @@ def test_ne_reasons():
     assert s.loc["A", "bor_reason"] == rc.R_ALL_NE
     assert s.loc["B", "bor"] == "NE" and s.loc["B", "bor_reason"] == rc.R_UNCONFIRMED
     assert set(rc.NE_REASONS) >= set(s["bor_reason"].dropna())
+
+
+def test_missing_nontarget_is_logged_and_counts_are_integers():
+    # baseline: liver target L1 40 mm, lung non-target P2 (present); day 42: L1 30 mm (-25%: SD), no row for P2 ->
+    # one entry 'nontarget_missing_at_visit' for P2 on day 42 (column nontarget_status), nothing else.
+    rows = [L("A", -7, "L1", ld=40, viable=40, ae=True), L("A", -7, "P2", "lung", "non_target", ld=8, status="present"),
+            L("A", 42, "L1", ld=30, viable=30, ae=True)]
+    res = run(rows, ["A"], "recist")
+    dq = res.data_quality
+    assert dq[["lesion_id", "column", "rule"]].values.tolist() == [["P2", "nontarget_status",
+                                                                     "nontarget_missing_at_visit"]]
+    assert dq.assessment_date.tolist() == [DAY0 + pd.Timedelta(days=42)]
+    # counts stay integers in the exported summary and time points (1 target)
+    assert res.summary["n_targets"].tolist() == [1] and res.summary["n_targets"].dtype == np.int64
+    assert res.timepoints["n_targets"].dtype == np.int64
+
+
+def test_best_overall_response_names_a_missing_assessment_date():
+    res = run(liver_series("A", "L1", [(-7, 40), (42, 30)]), ["A"], "recist")
+    tp = res.timepoints.copy()
+    tp.loc[tp.visit == 1, "assessment_date"] = pd.NaT
+    with pytest.raises(ValueError, match=r"^column 'assessment_date' has 1 missing date\(s\)$"):
+        rc.best_overall_response(tp, index_for("A"))
