@@ -196,7 +196,8 @@ def run_sample(args: argparse.Namespace, mutmut: str, out: Path) -> int:
         tmp = out / group
         t0 = time.perf_counter()
         make_copy(tmp, modules, tests, Path(args.root))
-        run_mutmut(mutmut, tmp, ["__generate_and_collect_stats_only__"], args.workers, None, "mutmut_generate.log")
+        run_mutmut(mutmut, tmp, ["__generate_and_collect_stats_only__"], args.workers, None, "mutmut_generate.log",
+                   by_file=True)
         stats = tmp / "mutants" / "mutmut-stats.json"
         if not stats.exists():
             raise SystemExit(f"{group}: mutmut did not collect its statistics; see {tmp / 'mutmut_generate.log'}")

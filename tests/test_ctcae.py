@@ -284,3 +284,18 @@ def test_packaged_terms_read_by_path_equal_the_cached_default():
     assert dict(fresh.lookup) == dict(cached.lookup) and fresh.ambiguous == cached.ambiguous
     assert fresh.default_limits == cached.default_limits and fresh.table.equals(cached.table)
     assert fresh.lookup[ctcae.normalise_term("  FATIGUE ")] == ("Fatigue",)
+
+
+def test_dq_entries_follow_the_row_labels_of_the_table():
+    """dq_entries on a table whose index is not 0..n-1 (a filtered table): per-row actions and values are taken
+    by row label. Rows 10 and 12 of three are selected: their study IDs A and C, source rows 5 and 7, values 70
+    and 90, actions 'a' and 'c'."""
+    df = pd.DataFrame({"study_id": ["A", "B", "C"], "grade": [7, 2, 9], "center_id": "C01",
+                       "source_file": "C01/adverse_events.csv", "source_row": [5, 6, 7]}, index=[10, 11, 12])
+    got = ctcae.dq_entries(df, [True, False, True], "adverse_events", "grade", "bad_grade", ["a", "b", "c"],
+                           value=[70, 20, 90], row_col="source_row")
+    assert got.columns.tolist() == ctcae.DQ_COLUMNS
+    assert got.values.tolist() == [["C01", "C01/adverse_events.csv", 5, "A", "adverse_events", "grade", 70, "bad_grade",
+                                    "a"],
+                                   ["C01", "C01/adverse_events.csv", 7, "C", "adverse_events", "grade", 90, "bad_grade",
+                                    "c"]]
