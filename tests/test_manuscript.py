@@ -81,6 +81,14 @@ def test_methods_prose_follows_the_params():
     assert other["order"] == "in a random order drawn from the run's seed"
     assert other["exact"] == "with exact matching on centre"
     assert variables._methods_variables(_params(caliper=None))["caliper"] == "no caliper"
+    # safety window and number of terms (params/default.yaml: window_days 730, top_terms 15); the response
+    # definition the params make primary, the other as sensitivity
+    assert (m["safety_window"], m["top_terms"]) == ("730 days (about 24 months)", "15")
+    assert (m["response_primary"], m["response_sensitivity"]) == ("unconfirmed", "confirmed")
+    confirmed = _params()
+    confirmed["response"]["primary_definition"] = "confirmed"
+    c = variables._methods_variables(confirmed)
+    assert (c["response_primary"], c["response_sensitivity"]) == ("confirmed", "unconfirmed")
 
 
 def test_balance_text_singular_and_plural():

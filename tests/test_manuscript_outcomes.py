@@ -63,6 +63,13 @@ def test_pfs_missed_assessments_default_is_the_engines():
     """Without missed_assessments in the params the phrase uses the PFS engine's default (PfsRules: 2)."""
     params = {**PARAMS, "pfs_rules": {k: v for k, v in PARAMS["pfs_rules"].items() if k != "missed_assessments"}}
     assert outcomes_variables({}, params, [])["methods"]["pfs_missed"] == "two"
+    nine = {**PARAMS, "pfs_rules": {**PARAMS["pfs_rules"], "missed_assessments": 9}}
+    assert outcomes_variables({}, nine, [])["methods"]["pfs_missed"] == "9"  # beyond the number words: digits
+    # no survival section in the params: the 95% default level, no error
+    progression = {"dor_recist_median_haic": 3.25, "dor_recist_median_haic_lower": 2.0,
+                   "dor_recist_median_haic_upper": 4.5}
+    v = outcomes_variables({"progression": progression}, {}, [])
+    assert v["methods"] == {} and v["recist"]["dor_haic"] == f"3.2 months (95% CI 2.0{DASH}4.5)"
 
 
 def test_every_progression_and_safety_variable_reads_its_own_key():
