@@ -575,3 +575,11 @@ def test_best_overall_response_names_a_missing_assessment_date():
     tp.loc[tp.visit == 1, "assessment_date"] = pd.NaT
     with pytest.raises(ValueError, match=r"^column 'assessment_date' has 1 missing date\(s\)$"):
         rc.best_overall_response(tp, index_for("A"))
+
+
+def test_timepoint_responses_alone():
+    # 50 -> 30 on day 42: -40% -> PR; day 42 is 42 days after the index date (day 0)
+    tp = rc.timepoint_responses(frame(liver_series("A", "L1", [(-7, 50), (42, 30)])), index_for("A"), "recist")
+    v1 = tp[tp.visit == 1].iloc[0]
+    assert (v1.overall_response, v1.days_from_index, v1.pct_change_baseline) == ("PR", 42, pytest.approx(-40.0))
+    assert tp[tp.visit == 0].iloc[0].days_from_index == -7
