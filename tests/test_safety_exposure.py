@@ -145,3 +145,19 @@ def test_lab_draws_per_patient_by_hand():
     assert got.columns.tolist() == ["arm", "test", "n_patients", "median", "q1", "q3", "mean"]
     assert got.values.tolist() == [[H, "alt", *zero], [H, "neutrophils", *zero], [H, "platelets", 2, 1.5, 1.25, 1.75, 1.5],
                                    [T, "alt", *half], [T, "neutrophils", *zero], [T, "platelets", *half]]
+
+
+def test_lab_event_sensitivity_by_hand():
+    """Platelets (LLN 150 x 10^9/L): A1 40 on day -3 (baseline) and 200 on day 10 (normal, no event); B1 30 on day 20
+    without a baseline (graded against the limits: < 50-25 is grade 3). HAIC 0 of 2, TKIs-P 1 of 2 (50.0%) at any
+    grade and at grade >= 3; Fisher's p of [[0, 2], [1, 1]] is 1. The common 21-day schedule keeps both values
+    (days 10 and 20 fall in window 1, one value each): the same row, labelled by the labs used."""
+    labs = pd.DataFrame({"study_id": ["A1", "A1", "B1"], "test": "platelets", "value": [40.0, 200.0, 30.0],
+                         "lab_date": DAY0 + pd.to_timedelta([-3, 10, 20], unit="D"), "uln": np.nan, "lln": 150.0,
+                         "center_id": "C01", "source_file": "C01/labs.csv", "source_row": [2, 3, 4]})
+    out = safety.lab_event_sensitivity(ae([]), labs, cohort(), 730, 21)
+    assert out["labs"].tolist() == ["all values", "common schedule (21 days)"]
+    for _, row in out.iterrows():
+        assert row["ctcae_term"] == "Platelet count decreased"
+        assert [row[f"{H} any n"], row[f"{T} any n"], row[f"{H} >=3 n"], row[f"{T} >=3 n"]] == [0, 1, 0, 1]
+        assert [row[f"{T} any %"], row[f"{T} >=3 %"], row["p >=3"]] == [50.0, 50.0, 1.0]
