@@ -161,3 +161,20 @@ def test_lab_event_sensitivity_by_hand():
         assert row["ctcae_term"] == "Platelet count decreased"
         assert [row[f"{H} any n"], row[f"{T} any n"], row[f"{H} >=3 n"], row[f"{T} >=3 n"]] == [0, 1, 0, 1]
         assert [row[f"{T} any %"], row[f"{T} >=3 %"], row["p >=3"]] == [50.0, 50.0, 1.0]
+
+
+def test_lab_grades_use_the_terms_passed(tmp_path):
+    """B1: platelets 200 x 10^9/L on day 20, no limit recorded, so the terms file's default LLN applies. Packaged
+    file: LLN 125, 200 is normal (no event). A terms file with LLN 300: 200 < 300 and >= 75 is grade 1."""
+    import yaml
+    from analysis_utils.study import ctcae
+    raw = yaml.safe_load(ctcae.TERMS_PATH.read_text(encoding="utf-8"))
+    raw["default_reference_limits"]["platelets"]["lln"] = 300.0
+    (tmp_path / "terms.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    custom = ctcae.load_ctcae_terms(tmp_path / "terms.yaml")
+    labs = pd.DataFrame({"study_id": ["B1"], "test": ["platelets"], "value": [200.0],
+                         "lab_date": [DAY0 + pd.Timedelta(days=20)], "uln": [np.nan], "lln": [np.nan],
+                         "center_id": "C01", "source_file": "C01/labs.csv", "source_row": [2]})
+    assert safety.teae_events(ae([]), labs, cohort(), 730).data.empty
+    ev = safety.teae_events(ae([]), labs, cohort(), 730, terms=custom).data
+    assert ev[["study_id", "ctcae_term", "worst_grade"]].values.tolist() == [["B1", "Platelet count decreased", 1]]
