@@ -178,6 +178,22 @@ def draw_sample(names: list[str], n: int, seed: int, group: str) -> list[str]:
     return sorted(rng.sample(sorted(names), min(n, len(names))))
 
 
+def peak_child_mb() -> float:
+    import resource
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def write_results(args: argparse.Namespace, results: dict[str, dict]) -> float:
+    """Write the per-area results of ``--sample`` to ``args.results`` (JSON); returns the peak child memory (MB)."""
+    peak_mb = peak_child_mb()
+    doc = {"mutmut": "3.8", "sample_per_group": args.sample, "seed": args.seed, "rerun_of": args.rerun,
+           "root": "this checkout" if Path(args.root) == ROOT else "an export (--root)",
+           "peak_child_rss_mb": round(peak_mb), "groups": results}
+    Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.results).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return peak_mb
+
+
 def run_sample(args: argparse.Namespace, mutmut: str, out: Path) -> int:
     """``--sample N``: per group of GROUPS, generate every mutant, draw N at random and run only those.
 
@@ -208,7 +224,8 @@ def run_sample(args: argparse.Namespace, mutmut: str, out: Path) -> int:
             prev = before["groups"][group]
             if prev["sample"] != sample:
                 raise SystemExit(f"{group}: the sample differs from the one in {args.rerun} (source changed?)")
-            to_run = [n for n in sample if prev["status"][n] in ("survived", "no tests")]
+            # a re-run resumes too: a mutant the new tests already killed in this folder is not run again
+            to_run = [n for n in sample if prev["status"][n] in ("survived", "no tests") and everything[n] != "killed"]
         else:  # a kept folder resumes: mutants already killed or survived there are not run again
             to_run = [n for n in sample if everything[n] not in ("killed", "survived")]
         if args.only:
@@ -232,13 +249,9 @@ def run_sample(args: argparse.Namespace, mutmut: str, out: Path) -> int:
             "share_killed": k / n, "ci95": [lo, hi], "wall_s": round(time.perf_counter() - t0, 1), "mutmut_exit": code,
             "before": None if before is None else {key: before["groups"][group][key]
                                                    for key in ("killed", "n", "share_killed", "ci95", "counts")}}
-    import resource
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    doc = {"mutmut": "3.8", "sample_per_group": args.sample, "seed": args.seed, "rerun_of": args.rerun,
-           "peak_child_rss_mb": round(peak_mb), "groups": results}
-    if args.results:
-        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.results).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        if args.results:  # after every area, so that a run stopped early keeps the areas it finished
+            write_results(args, results)
+    peak_mb = write_results(args, results) if args.results else peak_child_mb()
     print(f"seed {args.seed}, {args.sample} mutants per group; peak memory of a child process {peak_mb:.0f} MB")
     print("| Group | Generated | Sampled | Run | Killed | Survived | Timeout | No tests | Other | Killed share (95 % CI) "
           "| Before | Wall |")
