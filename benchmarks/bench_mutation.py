@@ -237,8 +237,10 @@ def run_sample(args: argparse.Namespace, mutmut: str, out: Path) -> int:
               f"({len(no_tests)} without tests) in {tmp}", flush=True)
         code = run_mutmut(mutmut, tmp, run, args.workers, args.max_minutes, by_file=True) if run else 0
         now = mutant_statuses(mutmut, tmp)
-        status = {n: ("no tests" if n in no_tests else now[n] if n in to_run or before is None
-                      else before["groups"][group]["status"][n]) for n in sample}
+        # before survivors and no-test mutants: their status in the folder now (re-run here or earlier); the others
+        # keep their before status (a killed mutant stays killed)
+        again = set(sample) if before is None else {n for n in sample if prev["status"][n] in ("survived", "no tests")}
+        status = {n: "no tests" if n in no_tests else now[n] if n in again else prev["status"][n] for n in sample}
         c = Counter(status.values())
         k, n = c["killed"], len(sample)
         lo, hi = clopper_pearson(k, n)
