@@ -12,6 +12,11 @@ dependency of the package: ``pip install mutmut`` (3.x) first.
     .venv/bin/pip install mutmut
     .venv/bin/python benchmarks/bench_mutation.py                               # endpoints.py and eligibility.py
     .venv/bin/python benchmarks/bench_mutation.py --modules eligibility --keep /tmp/mut   # keep the copy to inspect
+    # a random sample of 40 mutants per derivation area (GROUPS), share killed with a Clopper-Pearson interval;
+    # then, after adding tests, the same sample's survivors again (see run_sample and benchmarks/mutation.md)
+    nice -n 19 .venv/bin/python benchmarks/bench_mutation.py --sample 40 --keep /tmp/mut_sample --results before.json
+    nice -n 19 .venv/bin/python benchmarks/bench_mutation.py --sample 40 --keep /tmp/mut_sample --rerun before.json \
+        --results after.json
 
 Status and results: benchmarks/mutation.md. Survivors can be shown with ``mutmut show <name>`` inside the
 kept copy.
