@@ -263,3 +263,39 @@ def test_yaml_loader_rejects_conflicting_synonym(tmp_path):
                    f"default_reference_limits:\n{limits}\n", encoding="utf-8")
     with pytest.raises(ValueError, match="synonym 'Sick' of 'Vomiting' already maps"):
         load_ctcae_terms(bad)
+
+
+def test_yaml_loader_rejects_lab_grades_outside_the_grades(tmp_path):
+    bad = tmp_path / "terms.yaml"
+    limits = "\n".join(f"  {t}: {{{'uln' if t in ctcae.HIGH_TESTS else 'lln'}: 1}}" for t in ctcae.GRADED_TESTS)
+    bad.write_text("version: '0'\nctcae_version: '5.0'\nterms:\n"
+                   "  Anemia: {soc: Blood, grades: [1, 2, 3], lab_grades: [3, 4], lab_test: hemoglobin}\n"
+                   f"default_reference_limits:\n{limits}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"^terms\.yaml: term 'Anemia' lab_grades \(3, 4\) not within grades "
+                                         r"\(1, 2, 3\)$"):
+        load_ctcae_terms(bad)
+
+
+def test_packaged_terms_read_by_path_equal_the_cached_default():
+    """load_ctcae_terms(path) parses the file again (no cache); on the packaged file it gives the default's synonym
+    lookup, ambiguous terms and default limits. By hand: 'Fatigue' maps to itself, case and spaces normalised."""
+    fresh, cached = load_ctcae_terms(ctcae.TERMS_PATH), load_ctcae_terms()
+    assert fresh is not cached
+    assert dict(fresh.lookup) == dict(cached.lookup) and fresh.ambiguous == cached.ambiguous
+    assert fresh.default_limits == cached.default_limits and fresh.table.equals(cached.table)
+    assert fresh.lookup[ctcae.normalise_term("  FATIGUE ")] == ("Fatigue",)
+
+
+def test_dq_entries_follow_the_row_labels_of_the_table():
+    """dq_entries on a table whose index is not 0..n-1 (a filtered table): per-row actions and values are taken
+    by row label. Rows 10 and 12 of three are selected: their study IDs A and C, source rows 5 and 7, values 70
+    and 90, actions 'a' and 'c'."""
+    df = pd.DataFrame({"study_id": ["A", "B", "C"], "grade": [7, 2, 9], "center_id": "C01",
+                       "source_file": "C01/adverse_events.csv", "source_row": [5, 6, 7]}, index=[10, 11, 12])
+    got = ctcae.dq_entries(df, [True, False, True], "adverse_events", "grade", "bad_grade", ["a", "b", "c"],
+                           value=[70, 20, 90], row_col="source_row")
+    assert got.columns.tolist() == ctcae.DQ_COLUMNS
+    assert got.values.tolist() == [["C01", "C01/adverse_events.csv", 5, "A", "adverse_events", "grade", 70, "bad_grade",
+                                    "a"],
+                                   ["C01", "C01/adverse_events.csv", 7, "C", "adverse_events", "grade", 90, "bad_grade",
+                                    "c"]]

@@ -189,6 +189,7 @@ def test_death_after_cutoff_logged_and_not_dated(cohort):
     hit = dq[dq.rule == "death after the data cut-off"]
     assert len(hit) == 1 and hit.iloc[0]["file"] == "C01/follow_up.csv"
     assert hit.iloc[0]["row"] == list(CASES).index("PAC") + 1
+    assert hit.iloc[0]["column"] == "death_date" and hit.iloc[0]["study_id"] == pac.name
 
 
 def test_pfs_rules_unit_one_case_per_rule():

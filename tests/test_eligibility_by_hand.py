@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from analysis_utils.study.config import TargetTrialConfig
-from analysis_utils.study.eligibility import CRITERIA, check_flow
+from analysis_utils.study.eligibility import CRITERIA, check_flow, flow_by_arm, flow_table
 from analysis_utils.study.project import load_params
 from analysis_utils.study.treatment import ARM_CONTROL, ARM_HAIC, strategy_deviation_days
 from conftest import patient_tables
@@ -55,6 +55,8 @@ CASES = {
     "ECOG2": (pt("ECOG2", {"ecog": "2"}), None, NONE),
     "ECOG3": (pt("ECOG3", {"ecog": "3"}), "ecog_above_2", NONE),
     "ECOGB": (pt("ECOGB", {"ecog": ""}), None, ("ecog_above_2",)),
+    # two criteria blank in one record: both queries, in CRITERIA order (prior systemic therapy before ECOG)
+    "Q2": (pt("Q2", {"ecog": "", "prior_systemic_therapy": ""}), None, ("prior_systemic_therapy", "ecog_above_2")),
     # --- BCLC: B and C kept, A and D (and 0) excluded; blank: the BCLC 2022 derivation when it decides, else query
     "BCB": (pt("BCB", {"bclc_stage": "B"}), None, NONE),
     "BCC": (pt("BCC", {"bclc_stage": "C"}), None, NONE),
@@ -62,6 +64,12 @@ CASES = {
     "BCD": (pt("BCD", {"bclc_stage": "D"}), "bclc_not_b_or_c", NONE),
     "BC0": (pt("BC0", {"bclc_stage": "0"}), "bclc_not_b_or_c", NONE),
     "BCX": (pt("BCX", {"bclc_stage": ""}), None, NONE),  # MVI yes -> derived C
+    # MVI "no", EHS "no", ECOG 0, all known: none of the C features -> derived B (kept, no query)
+    "BCN": (pt("BCN", {"bclc_stage": "", "mvi": "no", "mvi_grade": "", "ecog": "0"}), None, NONE),
+    # MVI "no" with a PVTT grade (Vp3) recorded: kept as recorded, logged
+    "MVG": (pt("MVG", {"mvi": "no"}), None, NONE),
+    # EHS "yes" (MVI "no", ECOG 0, BCLC blank): extrahepatic spread makes the derived stage C
+    "EHY": (pt("EHY", {"bclc_stage": "", "mvi": "no", "mvi_grade": "", "ehs": "yes", "ecog": "0"}), None, NONE),
     # MVI, EHS blank and ECOG 0: nothing makes it C and not everything is known -> not derivable -> query
     "BCQ": (pt("BCQ", {"bclc_stage": "", "mvi": "", "mvi_grade": "", "ehs": "", "ecog": "0"}), None,
             ("bclc_not_b_or_c",)),
@@ -101,6 +109,8 @@ CASES = {
             "start_after_death_or_cutoff", NONE),
     "SAE": (pt("SAE", systemic=combination("SAE", 333, 335), lesions=scans("SAE", [], baseline=(320, 60, 30))),
             "invalid_follow_up", NONE),
+    # death recorded on day -10, before the first dose (day 0), and no last-contact date: fails on the death date
+    "SAD": (pt("SAD", follow_up={**dead(-10), "last_contact_date": ""}), "start_after_death_or_cutoff", NONE),
     # --- age at T0 in completed years (no criterion; < 18 or > 100 is implausible: set to missing and logged)
     "AGE53": (pt("AGE53", {"birth_date": "1970-02-01"}), None, NONE),   # 53rd birthday on T0 -> 53
     "AGE52": (pt("AGE52", {"birth_date": "1970-02-02"}), None, NONE),   # birthday the day after T0 -> 52
@@ -169,16 +179,35 @@ def test_exclusion_reason_and_queries(cohort, mrn):
     assert bool(rec["eligibility_query"]) == bool(queries)
 
 
+# criterion -> (column, value) of its query entry: the column names every field the criterion reads from the patients
+# table; the value names the blank ones of this record. ld_mm is a field of the lesions table, not of the patients
+# table, so a blank diameter names no field in the value (its lesion rows are logged by the lesion checks).
+QUERY_TEXT = {
+    "hcc_not_confirmed": ("diagnosis_basis", "diagnosis_basis"),
+    "excluded_histology": ("histology_subtype", "histology_subtype"),
+    "bclc_not_b_or_c": ("bclc_stage", "bclc_stage"),
+    "prior_systemic_therapy": ("prior_systemic_therapy", "prior_systemic_therapy"),
+    "no_measurable_intrahepatic": ("ld_mm", ""),
+    "child_pugh_c": ("total_bilirubin,albumin,inr,ascites,encephalopathy", "ascites"),  # CPQ: ascites blank
+    "ecog_above_2": ("ecog", "ecog"),
+    "severe_encephalopathy": ("encephalopathy", "encephalopathy"),
+}
+
+
 @pytest.mark.parametrize("mrn", [m for m, c in CASES.items() if c[2]])
 def test_blank_field_is_a_located_query(cohort, tables, mrn):
-    """Each blank criterion field: one located entry (patients file, the patient's row) saying it is kept."""
+    """Each blank criterion field: one located entry (patients file, the patient's row, the criterion's columns,
+    the blank field as its value) saying it is kept."""
     dq = cohort.quality.to_frame()
     row = _row(tables, "patients", mrn)
     for crit in CASES[mrn][2]:
         label = next(c.label for c in CRITERIA if c.name == crit)
         hit = dq[(dq.rule == f"blank eligibility field: '{label}' cannot be assessed") & (dq.row == row)
                  & (dq.file == "C01/patients.csv")]
-        assert len(hit) == 1 and hit.iloc[0]["action"].startswith("kept as missing (eligibility query)")
+        assert len(hit) == 1 and hit.iloc[0]["action"] == ("kept as missing (eligibility query); excluded in the "
+                                                           "sensitivity analysis with complete eligibility data")
+        assert (hit.iloc[0]["column"], hit.iloc[0]["value"]) == QUERY_TEXT[crit]
+        assert hit.iloc[0]["center_id"] == "C01"
 
 
 def test_child_pugh_scores(cohort):
@@ -199,8 +228,24 @@ def test_flow_reconciles_and_counts_queries(cohort):
 
 def test_bclc_blank_derived(cohort):
     assert by_mrn(cohort, "BCX")["bclc_stage"] == "C"        # MVI yes -> C (BCLC 2022)
+    assert by_mrn(cohort, "BCN")["bclc_stage"] == "B"        # MVI no, EHS no, ECOG 0 -> B
+    assert by_mrn(cohort, "EHY")["bclc_stage"] == "C" and bool(by_mrn(cohort, "EHY")["ehs"])  # EHS yes -> C
     assert pd.isna(by_mrn(cohort, "BCQ")["bclc_stage"])
     assert by_mrn(cohort, "BCB")["bclc_stage"] == "B"        # recorded stage kept (the derivation says C: logged)
+
+
+def test_mvi_no_and_a_pvtt_grade_recorded_with_it(cohort, tables):
+    """MVI "no" reads as False and Vp4 as False (no invasion, so no Vp4), with or without a grade; a grade recorded
+    with MVI "no" (MVG: Vp3) is kept and logged at the patient's row; MVI "yes" with Vp3 (NOH) is Vp3, not Vp4."""
+    for mrn in ("BCN", "MVG"):
+        rec = by_mrn(cohort, mrn)
+        assert not pd.isna(rec["mvi"]) and not rec["mvi"]
+        assert not pd.isna(rec["vp4"]) and not rec["vp4"]
+    assert by_mrn(cohort, "MVG")["vp_grade"] == "Vp3" and bool(by_mrn(cohort, "NOH")["mvi"])
+    dq = cohort.quality.to_frame()
+    hit = dq[dq.rule == "PVTT grade recorded while macrovascular invasion is 'no'"]
+    assert hit[["file", "row", "column", "action"]].values.tolist() == [
+        ["C01/patients.csv", _row(tables, "patients", "MVG"), "mvi_grade", "grade kept; MVI kept as recorded"]]
 
 
 # --- time zero, arm at T0, HAIC timing. haic offset = first HAIC - T0; G = 90 (params target_trial.grace_days)
@@ -323,6 +368,11 @@ def test_start_after_cutoff_located_at_treatment_row(cohort, tables):
     hit = dq[dq.rule == "first treatment component after the data cut-off"]
     assert len(hit) == 1 and hit.iloc[0]["file"] == "C01/systemic_courses.csv"
     assert hit.iloc[0]["row"] == _row(tables, "systemic_courses", "SAC") and hit.iloc[0]["column"] == "start_date"
+    assert hit.iloc[0]["study_id"] == by_mrn(cohort, "SAC").name and hit.iloc[0]["severity"] == "error"
+    dead_first = dq[dq.rule == "first treatment component after the death date"]
+    assert dead_first[["file", "row", "column", "value", "study_id"]].values.tolist() == [
+        ["C01/systemic_courses.csv", _row(tables, "systemic_courses", "SAD"), "start_date", "2023-02-01",
+         by_mrn(cohort, "SAD").name]]
 
 
 def test_protocol_parameters_match_the_method_page():
@@ -338,3 +388,42 @@ def test_protocol_parameters_match_the_method_page():
         assert str(got) == value.strip(), key
     cfg = config()
     assert (cfg.combination_max_gap_days, cfg.haic_window_days, cfg.baseline_imaging_window_days) == (30, 90, 42)
+
+
+def test_flow_table_rows_labels_and_failing_counts_by_hand():
+    """flow_table on three hand-made screened records: R1 fails Child-Pugh C and ECOG (first failing: child_pugh_c,
+    which comes before ecog_above_2 in CRITERIA), R2 is eligible in the HAIC arm with a blank ECOG (query), R3 is
+    eligible in the control arm. Every row, label and count is written out here."""
+    names = [c.name for c in CRITERIA]
+    fails = {"R1": {"child_pugh_c", "ecog_above_2"}, "R2": set(), "R3": set()}
+    screened = pd.DataFrame({"study_id": ["R1", "R2", "R3"], "arm": [ARM_HAIC, ARM_HAIC, ARM_CONTROL],
+                             "exclusion_reason": ["child_pugh_c", None, None], "eligible": [False, True, True],
+                             "eligibility_query": [False, True, False],
+                             **{f"fail_{n}": [n in fails[r] for r in ("R1", "R2", "R3")] for n in names},
+                             **{f"query_{n}": [False, n == "ecog_above_2", False] for n in names}})
+    labels = {c.name: c.label for c in CRITERIA}
+    want = [["screened", "", "Records screened", 3, None]]
+    want += [["excluded", n, labels[n], int(n == "child_pugh_c"), int(n in ("child_pugh_c", "ecog_above_2"))]
+             for n in names]
+    want += [["analysed", "", "Patients analysed", 2, None],
+             ["arm", "HAIC-TKIs-P", "Arm HAIC-TKIs-P (at time zero)", 1, None],
+             ["arm", "TKIs-P", "Arm TKIs-P (at time zero)", 1, None],
+             ["query", "ecog_above_2", "Blank field: ECOG performance status > 2", 1, None],
+             ["query_total", "", "Patients analysed with a blank eligibility field (kept; excluded in a sensitivity "
+                                 "analysis)", 1, None]]
+    flow = flow_table(screened)
+    assert flow.columns.tolist() == ["step", "criterion", "label", "n", "n_failing_any"]
+    got = [[r.step, r.criterion, r.label, r.n, None if pd.isna(r.n_failing_any) else r.n_failing_any]
+           for r in flow.itertuples()]
+    assert got == want
+    assert str(flow["n_failing_any"].dtype) == "Int64"
+    check_flow(flow)
+    # the same records by arm (flow_by_arm): HAIC-TKIs-P holds R1 (excluded, child_pugh_c) and R2; TKIs-P holds R3
+    by_arm = flow_by_arm(screened)
+    assert by_arm.columns.tolist() == ["step", "criterion", "label", "arm", "n"]
+    want_arm = []
+    for arm, n_screened, n_cp in ((ARM_HAIC, 2, 1), (ARM_CONTROL, 1, 0)):
+        want_arm += [["screened", "", "Records screened", arm, n_screened]]
+        want_arm += [["excluded", n, labels[n], arm, n_cp if n == "child_pugh_c" else 0] for n in names]
+        want_arm += [["analysed", "", "Patients analysed", arm, 1]]
+    assert by_arm.values.tolist() == want_arm

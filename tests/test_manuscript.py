@@ -80,6 +80,36 @@ def test_methods_prose_follows_the_params():
     assert other["ratio"] == "1:2" and other["replacement"] == "with replacement"
     assert other["order"] == "in a random order drawn from the run's seed"
     assert other["exact"] == "with exact matching on centre"
+    assert variables._methods_variables(_params(caliper=None))["caliper"] == "no caliper"
+    # safety window and number of terms (params/default.yaml: window_days 730, top_terms 15); the response
+    # definition the params make primary, the other as sensitivity
+    assert (m["safety_window"], m["top_terms"]) == ("730 days (about 24 months)", "15")
+    assert (m["response_primary"], m["response_sensitivity"]) == ("unconfirmed", "confirmed")
+    confirmed = _params()
+    confirmed["response"]["primary_definition"] = "confirmed"
+    c = variables._methods_variables(confirmed)
+    assert (c["response_primary"], c["response_sensitivity"]) == ("confirmed", "unconfirmed")
+
+
+def test_balance_text_singular_and_plural():
+    """One covariate above the SMD threshold after matching reads '1 covariate (...)', two read '2 covariates'."""
+    def balance(names):
+        r = variables._Reader("matching", {"smd_threshold": 0.1, "balanced": False,
+                                           "n_covariates_above_threshold_matched": len(names),
+                                           "covariates_above_threshold_matched": names})
+        return variables._matching_variables(r, {}, [])["balance"]
+    assert balance(["age"]).startswith("1 covariate (") and balance(["age"]).endswith(") kept an absolute SMD of "
+                                                                                       "0.1 or more")
+    assert balance(["age", "sex"]).startswith("2 covariates (")
+
+
+def test_run_variables_name_the_package_version():
+    manifest = {"versions": {"analysis_utils": "0.9.1", "python": "3.11.7", "numpy": "1.26.4"},
+                "params": {"data_cutoff": "2025-09-30"}, "git": {"commit": "0123456789abcdef", "dirty": False}}
+    v = variables._run_variables(manifest)
+    assert (v["analysis_utils"], v["python"], v["software"]) == ("0.9.1", "3.11.7", "NumPy 1.26.4")
+    assert (v["commit_short"], v["commit_state"], v["data_cutoff"]) == ("0123456", "with no uncommitted changes",
+                                                                        "September 30, 2025")
 
 
 class _R(variables._Reader):

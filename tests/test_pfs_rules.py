@@ -53,6 +53,19 @@ def test_schedule_and_first_window():
             ep.PfsRules.from_params(bad)
 
 
+def test_scheduled_days_do_not_depend_on_the_horizon():
+    """Every 100 days up to day 150 (one scan, day 100), then every 20 days from the last scheduled day: 120, 140,
+    160, ... A horizon only cuts this schedule: up to 130 -> 100, 120; up to 150 -> 100, 120, 140 (a block ending
+    on the horizon still leaves room for the next); up to 170 -> 100, 120, 140, 160. Every 100 up to day 180 (still
+    one scan, day 100), then every 20: up to 170 -> 100, 120, 140, 160 as well."""
+    r = ep.PfsRules(schedule=((100, 150), (20, None)))
+    assert r.scheduled_days(130).tolist() == [100, 120]
+    assert r.scheduled_days(150).tolist() == [100, 120, 140]
+    assert r.scheduled_days(170).tolist() == [100, 120, 140, 160]
+    assert ep.PfsRules(schedule=((100, 180), (20, None))).scheduled_days(170).tolist() == [100, 120, 140, 160]
+    assert r.scheduled_days(99).tolist() == []
+
+
 def test_events_progression_and_death():
     res = run({
         "A": case([(42, "SD"), (84, "PD"), (126, "PD")]),            # PD at 84 (the later PD is irrelevant)

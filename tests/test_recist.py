@@ -279,6 +279,17 @@ def test_confirmation_table():
     assert [bor(unconfirmed, s) for s in "ABC"] == ["PR", "PR", "PR"]
 
 
+def test_confirmation_never_borrows_the_next_patients_scan():
+    # D: 50 -> 30 on day 42 (-40%: PR) and no later scan: not confirmed; day 42 >= 42 meets the SD minimum -> SD.
+    # E: 50 -> 30 on day 42 and 30 on day 77 (35 days later >= 28): confirmed PR. Alone, E is PR as well; D's
+    # confirming scan must not be looked for in E's scans (the next patient in the sorted visits).
+    rows = liver_series("D", "L1", [(-7, 50), (42, 30)]) + liver_series("E", "L1", [(-7, 50), (42, 30), (77, 30)])
+    res = run(rows, "DE", "recist", confirm=True)
+    assert [bor(res, s) for s in "DE"] == ["SD", "PR"]
+    alone = run(liver_series("E", "L1", [(-7, 50), (42, 30), (77, 30)]), ["E"], "recist", confirm=True)
+    assert bor(alone, "E") == "PR"
+
+
 def test_confirmation_pr_then_pd_before_sd_minimum():
     # PR on day 28 (< 42) then PD on day 70: PR->PD without SD minimum -> PD (confirm=True).
     # 50 -> 30 (PR) -> 40: +10 mm, +33% vs nadir 30 -> PD.
@@ -369,6 +380,11 @@ def test_data_quality_entries():
     dq = res.data_quality.set_index("rule")
     assert list(res.data_quality.columns) == list(rc.DQ_COLUMNS)
     assert dq.loc["negative_diameter", "column"] == "ld_mm"
+    assert dq.loc["negative_diameter", "action"] == "set to NaN (not measured)"
+    # exactly these three entries: L1 has a row on every visit (day 42's is unmeasured, not missing), so no
+    # target_missing_at_visit entry
+    assert sorted(res.data_quality.rule) == ["duplicate_lesion_assessment", "negative_diameter",
+                                             "new_lesion_without_size"]
     assert dq.loc["negative_diameter", "assessment_date"] == DAY0 + pd.Timedelta(days=42)
     assert dq.loc["duplicate_lesion_assessment", "lesion_id"] == "L1"
     assert dq.loc["new_lesion_without_size", "lesion_id"] == "NEW1"
@@ -388,6 +404,8 @@ def test_bad_input_raises_clear_errors():
         rc.derive_response(rows, index_for("A"), "irecist")
     with pytest.raises(ValueError, match="duplicates"):
         rc.derive_response(rows, index_for("A", "A"), "recist")
+    with pytest.raises(ValueError, match="^lesions must be a pandas DataFrame$"):
+        rc.derive_response(rows.to_dict("records"), index_for("A"), "recist")
 
 
 def test_rule_functions_directly():
@@ -534,3 +552,34 @@ def test_ne_reasons():
     assert s.loc["A", "bor_reason"] == rc.R_ALL_NE
     assert s.loc["B", "bor"] == "NE" and s.loc["B", "bor_reason"] == rc.R_UNCONFIRMED
     assert set(rc.NE_REASONS) >= set(s["bor_reason"].dropna())
+
+
+def test_missing_nontarget_is_logged_and_counts_are_integers():
+    # baseline: liver target L1 40 mm, lung non-target P2 (present); day 42: L1 30 mm (-25%: SD), no row for P2 ->
+    # one entry 'nontarget_missing_at_visit' for P2 on day 42 (column nontarget_status), nothing else.
+    rows = [L("A", -7, "L1", ld=40, viable=40, ae=True), L("A", -7, "P2", "lung", "non_target", ld=8, status="present"),
+            L("A", 42, "L1", ld=30, viable=30, ae=True)]
+    res = run(rows, ["A"], "recist")
+    dq = res.data_quality
+    assert dq[["lesion_id", "column", "rule"]].values.tolist() == [["P2", "nontarget_status",
+                                                                     "nontarget_missing_at_visit"]]
+    assert dq.assessment_date.tolist() == [DAY0 + pd.Timedelta(days=42)]
+    # counts stay integers in the exported summary and time points (1 target)
+    assert res.summary["n_targets"].tolist() == [1] and res.summary["n_targets"].dtype == np.int64
+    assert res.timepoints["n_targets"].dtype == np.int64
+
+
+def test_best_overall_response_names_a_missing_assessment_date():
+    res = run(liver_series("A", "L1", [(-7, 40), (42, 30)]), ["A"], "recist")
+    tp = res.timepoints.copy()
+    tp.loc[tp.visit == 1, "assessment_date"] = pd.NaT
+    with pytest.raises(ValueError, match=r"^column 'assessment_date' has 1 missing date\(s\)$"):
+        rc.best_overall_response(tp, index_for("A"))
+
+
+def test_timepoint_responses_alone():
+    # 50 -> 30 on day 42: -40% -> PR; day 42 is 42 days after the index date (day 0)
+    tp = rc.timepoint_responses(frame(liver_series("A", "L1", [(-7, 50), (42, 30)])), index_for("A"), "recist")
+    v1 = tp[tp.visit == 1].iloc[0]
+    assert (v1.overall_response, v1.days_from_index, v1.pct_change_baseline) == ("PR", 42, pytest.approx(-40.0))
+    assert tp[tp.visit == 0].iloc[0].days_from_index == -7

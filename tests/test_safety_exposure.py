@@ -124,3 +124,57 @@ def test_journal_versions_of_the_rate_and_schedule_tables_have_readable_first_co
                         **{f"{a} >=3 {k}": [1, 1] if k == "n" else [10.0, 10.0] for a in arms for k in ("n", "%")}})
     wide = report.format_lab_sensitivity(lab, arms)
     assert wide.columns[0] == "CTCAE term" and wide.iloc[0, 0] == "ALT increased"
+
+
+def test_lab_draws_per_patient_by_hand():
+    """Detection-bias diagnostic: values per patient after day 0 and up to 6 months (6 x 365.25 / 12 = 182.625
+    days) of platelets, ALT and neutrophils; a patient without a value counts 0.
+    A1 (HAIC): platelets days 10, 30 (day 200 is after 6 months; ALT on day 0 is not after day 0) -> platelets 2.
+    A2 (HAIC): platelets day 182 (kept), day -5 (before) -> 1. B1 (TKIs-P): platelets day 50, ALT day 60 (albumin
+    is not a counted test) -> 1 and 1. B2: nothing. Z9 is not in the cohort.
+    HAIC platelets [2, 1]: median 1.5, quartiles 1.25 and 1.75 (linear), mean 1.5; TKIs-P platelets [1, 0] and
+    ALT [1, 0]: median 0.5, quartiles 0.25 and 0.75, mean 0.5; the rest [0, 0]."""
+    rows = [("A1", "platelets", 10), ("A1", "platelets", 30), ("A1", "platelets", 200), ("A1", "alt", 0),
+            ("A2", "platelets", 182), ("A2", "platelets", -5), ("B1", "platelets", 50), ("B1", "alt", 60),
+            ("B1", "albumin", 20), ("Z9", "platelets", 10)]
+    labs = pd.DataFrame(rows, columns=["study_id", "test", "day"])
+    labs = labs.assign(lab_date=DAY0 + pd.to_timedelta(labs.pop("day"), unit="D"), value=1.0)
+    got = safety.lab_draws_per_patient(labs, cohort())
+    zero = [2, 0.0, 0.0, 0.0, 0.0]
+    half = [2, 0.5, 0.25, 0.75, 0.5]
+    assert got.columns.tolist() == ["arm", "test", "n_patients", "median", "q1", "q3", "mean"]
+    assert got.values.tolist() == [[H, "alt", *zero], [H, "neutrophils", *zero], [H, "platelets", 2, 1.5, 1.25, 1.75, 1.5],
+                                   [T, "alt", *half], [T, "neutrophils", *zero], [T, "platelets", *half]]
+
+
+def test_lab_event_sensitivity_by_hand():
+    """Platelets (LLN 150 x 10^9/L): A1 40 on day -3 (baseline) and 200 on day 10 (normal, no event); B1 30 on day 20
+    without a baseline (graded against the limits: < 50-25 is grade 3). HAIC 0 of 2, TKIs-P 1 of 2 (50.0%) at any
+    grade and at grade >= 3; Fisher's p of [[0, 2], [1, 1]] is 1. The common 21-day schedule keeps both values
+    (days 10 and 20 fall in window 1, one value each): the same row, labelled by the labs used."""
+    labs = pd.DataFrame({"study_id": ["A1", "A1", "B1"], "test": "platelets", "value": [40.0, 200.0, 30.0],
+                         "lab_date": DAY0 + pd.to_timedelta([-3, 10, 20], unit="D"), "uln": np.nan, "lln": 150.0,
+                         "center_id": "C01", "source_file": "C01/labs.csv", "source_row": [2, 3, 4]})
+    out = safety.lab_event_sensitivity(ae([]), labs, cohort(), 730, 21)
+    assert out["labs"].tolist() == ["all values", "common schedule (21 days)"]
+    for _, row in out.iterrows():
+        assert row["ctcae_term"] == "Platelet count decreased"
+        assert [row[f"{H} any n"], row[f"{T} any n"], row[f"{H} >=3 n"], row[f"{T} >=3 n"]] == [0, 1, 0, 1]
+        assert [row[f"{T} any %"], row[f"{T} >=3 %"], row["p >=3"]] == [50.0, 50.0, 1.0]
+
+
+def test_lab_grades_use_the_terms_passed(tmp_path):
+    """B1: platelets 200 x 10^9/L on day 20, no limit recorded, so the terms file's default LLN applies. Packaged
+    file: LLN 125, 200 is normal (no event). A terms file with LLN 300: 200 < 300 and >= 75 is grade 1."""
+    import yaml
+    from analysis_utils.study import ctcae
+    raw = yaml.safe_load(ctcae.TERMS_PATH.read_text(encoding="utf-8"))
+    raw["default_reference_limits"]["platelets"]["lln"] = 300.0
+    (tmp_path / "terms.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    custom = ctcae.load_ctcae_terms(tmp_path / "terms.yaml")
+    labs = pd.DataFrame({"study_id": ["B1"], "test": ["platelets"], "value": [200.0],
+                         "lab_date": [DAY0 + pd.Timedelta(days=20)], "uln": [np.nan], "lln": [np.nan],
+                         "center_id": "C01", "source_file": "C01/labs.csv", "source_row": [2]})
+    assert safety.teae_events(ae([]), labs, cohort(), 730).data.empty
+    ev = safety.teae_events(ae([]), labs, cohort(), 730, terms=custom).data
+    assert ev[["study_id", "ctcae_term", "worst_grade"]].values.tolist() == [["B1", "Platelet count decreased", 1]]

@@ -86,11 +86,13 @@ class PfsRules:
         days: list[int] = []
         last = 0
         for every, until in self.schedule:
-            end = horizon if until is None else min(until, horizon)
-            block = list(range(last + every, end + 1, every))
-            days += block
-            last = block[-1] if block else last
-            if until is None or until >= horizon:
+            start, end = last + every, horizon if until is None else until
+            if end >= start:
+                days += range(start, min(end, horizon) + 1, every)
+                last = start + (end - start) // every * every  # the block's last day, past the horizon or not
+            # the next block steps on from ``last``; it can still add days up to the horizon unless last reached it
+            # (a block ending on the horizon, until_day == horizon, may leave room for the next one)
+            if until is None or last >= horizon:
                 break
         return np.asarray(days, dtype=np.int64)
 
