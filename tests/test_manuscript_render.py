@@ -43,7 +43,9 @@ def rendered(small_run, tmp_path_factory):
 
 
 def _squash(text: str) -> str:
-    """Whitespace collapsed (line breaks of the PDF), soft hyphens and non-breaking spaces normalised."""
+    """Whitespace collapsed (line breaks of the PDF), soft hyphens and non-breaking spaces normalised; a line break
+    right after a dash (the PDF may break a range such as '0.58–1.39' after its en dash) joined."""
+    text = re.sub(r"([\u2013-])[ \t]*\n\s*", r"\1", text)
     return re.sub(r"\s+", " ", text.replace("\u00ad", "").replace("\u00a0", " ").replace("\u2212", "-"))
 
 
