@@ -37,7 +37,7 @@ from analysis_utils.simulation.result_rows import failed as _failed
 from analysis_utils.simulation.result_rows import row as _row
 from analysis_utils.simulation.truth import rmst_key, surv_key
 from analysis_utils.stats.ccw import CCWDesign, CCWInput, CCWResult, bootstrap, ccw_estimate
-from analysis_utils.stats.km_counting_ij import ij_difference, km_influence
+from analysis_utils.stats.km_counting_ij import clone_influences, ij_difference
 from analysis_utils.study.config import TargetTrialConfig
 
 #: simulation endpoint -> target-trial endpoint (steps.target_trial.ENDPOINTS)
@@ -76,11 +76,7 @@ def _ij_se(full: CCWResult, design: CCWDesign, n: int, wanted: list[tuple[str, s
     out = np.full(len(wanted), np.nan)
     a, b = strategies
     for te in {TTE_ENDPOINTS[w[0]] for w in wanted}:
-        fits = []
-        for st in (a, b):
-            e = full.episodes[(te, st)]
-            fits.append(km_influence(e.start, e.stop, e.event, e.weight, e.unit, n, design.times, design.tau))
-        se_s, se_rmst = ij_difference(*fits)
+        se_s, se_rmst = ij_difference(*clone_influences(full, te, (a, b), n, design.times, design.tau))
         for j, (ep, _, name, _) in enumerate(wanted):
             if TTE_ENDPOINTS[ep] != te:
                 continue

@@ -43,7 +43,7 @@ import numpy as np
 
 from analysis_utils.stats.ccw import km_counting
 
-__all__ = ["KMInfluence", "km_influence", "ij_difference"]
+__all__ = ["KMInfluence", "km_influence", "ij_difference", "clone_influences"]
 
 
 @dataclass(frozen=True)
@@ -159,3 +159,13 @@ def ij_difference(first: KMInfluence, second: KMInfluence) -> tuple[np.ndarray, 
     if first.rmst_influence is None or second.rmst_influence is None:
         return se, float("nan")
     return se, float(np.sqrt(np.sum((first.rmst_influence - second.rmst_influence) ** 2)))
+
+
+def clone_influences(result, endpoint: str, strategies: Sequence[str], n_units: int, times: Sequence[float],
+                     tau: float | None) -> tuple[KMInfluence, ...]:
+    """:func:`km_influence` of each strategy's weighted KM curve of a clone-censor-weight fit
+    (``stats.ccw.ccw_estimate(..., keep_details=True)``: its episodes carry the unit index as ``unit``), all coded on
+    the same ``n_units`` clusters, so that :func:`ij_difference` of two of them counts both clones of a unit once."""
+    t = np.asarray(times, dtype=float)
+    return tuple(km_influence(e.start, e.stop, e.event, e.weight, e.unit, n_units, t, tau)
+                 for e in (result.episodes[(endpoint, st)] for st in strategies))

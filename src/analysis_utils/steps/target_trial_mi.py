@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
 from analysis_utils.stats.ccw import ccw_estimate
-from analysis_utils.stats.km_counting_ij import ij_difference, km_influence
+from analysis_utils.stats.km_counting_ij import clone_influences, ij_difference
 from analysis_utils.stats.mi import pool
 from analysis_utils.steps.target_trial import DAYS_PER_MONTH, design, prepare
 from analysis_utils.study.config import TargetTrialConfig
@@ -49,16 +48,12 @@ def ccw_one_imputation(cohort: pd.DataFrame, cfg: TargetTrialConfig) -> pd.DataF
     n_ind = sum(c.endswith("_missing") for c in d.covariates)
     rows = []
     for ep in d.ccw.endpoints:
-        infl = {}
-        for st in (first, second):
-            epi = res.episodes[(ep, st)]
-            infl[st] = km_influence(epi.start, epi.stop, epi.event, epi.weight, epi.unit, n, np.asarray(des.times),
-                                    des.tau)
-        se_s, se_r = ij_difference(infl[first], infl[second])
-        diff_s = infl[first].surv - infl[second].surv
+        fa, fb = clone_influences(res, ep, (first, second), n, des.times, des.tau)
+        se_s, se_r = ij_difference(fa, fb)
+        diff_s = fa.surv - fb.surv
         for m, est, se in zip(cfg.timepoints_months, diff_s, se_s):
             rows.append((ep, f"sdiff{m:g}m", float(est), float(se)))
-        rows.append((ep, "rmst_diff", (infl[first].rmst - infl[second].rmst) / DAYS_PER_MONTH,
+        rows.append((ep, "rmst_diff", (fa.rmst - fb.rmst) / DAYS_PER_MONTH,
                      se_r / DAYS_PER_MONTH))
     out = pd.DataFrame(rows, columns=["endpoint", "quantity", "estimate", "std_error"])
     out.insert(2, "term", out["endpoint"] + "_" + out["quantity"])
