@@ -211,18 +211,29 @@ def _truth_task(scenario: Scenario, folder: str) -> dict[str, Any]:
 ONE_BLAS_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+#: dask config for local workers: do not set glibc's ``MALLOC_TRIM_THRESHOLD_`` (distributed's default
+#: ``distributed.nanny.pre-spawn-environ`` sets 65536 to hand freed memory back to the system). Setting it fixes the
+#: mmap threshold too (glibc mallopt), so every array above 128 KiB is mapped afresh and its pages faulted in on each
+#: allocation: a replicate, which allocates many mid-sized pandas and numpy arrays, took 0.92 s with it against 0.68
+#: s without (benchmarks/results/bench_simulation.txt). A replicate's worker holds well under 1 GB, so the memory
+#: trimming is not needed here. For a cluster of your own, set the same key to null in its dask config (README).
+KEEP_MALLOC_DEFAULTS = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
 def open_client(workers: int | None = None, scheduler: str | None = None) -> tuple[Any, Any]:
     """A dask.distributed client: on the scheduler at ``scheduler`` (an existing cluster, e.g. started with
     dask-jobqueue), else on a new ``LocalCluster`` of ``workers`` single-threaded worker processes (default: the
     machine's cores) with one BLAS thread each (``ONE_BLAS_THREAD``; on any cluster every replicate also runs
     under ``threadpool_limits(1)``). Returns (client, cluster or None); close both when done."""
+    import dask
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
         return Client(scheduler), None
     n = int(workers or os.cpu_count() or 1)
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                           env=dict(ONE_BLAS_THREAD))
+    with dask.config.set(KEEP_MALLOC_DEFAULTS):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               env=dict(ONE_BLAS_THREAD))
     return Client(cluster), cluster
 
 

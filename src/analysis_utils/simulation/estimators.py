@@ -10,8 +10,8 @@ An estimator takes the analysis-ready frame and the ``Settings`` and returns row
   the population (ATE) contrasts: what an unadjusted comparison is read as.
 - ``adjusted_cox``: ``steps.survival.adjusted_cox`` (arm + the params' covariates, missing-data design from
   params). Targets the conditional log-HR.
-- ``psm``: ``steps.matching.run_matching`` (propensity model, MatchIt nearest matching with caliper, as notebook
-  04), then on the matched cohort ``cox_ph(arm)`` with the variance clustered on the pair, KM and survRM2
+- ``psm``: ``steps.matching.run_matching`` (propensity model with centre as ``centres.ps_model`` says, MatchIt
+  nearest matching with caliper, as notebook 04), then on the matched cohort ``cox_ph(arm)`` with the variance clustered on the pair, KM and survRM2
   differences. Targets the ATT.
 - ``iptw``: the stabilised, trimmed IPTW (ATE) weights of the same ``run_matching``; weighted ``cox_ph`` (robust
   variance), weighted KM (infinitesimal-jackknife SE) and ``weighted_rmst_difference``. Targets the ATE.
@@ -264,8 +264,13 @@ register(Estimator("mi", "Multiple imputation", mi, "att",
 
 
 def settings_for(params: dict[str, Any], design: dict[str, Any], seed: int) -> Settings:
-    """``Settings`` of one replicate from a scenario's params and simulation design."""
-    return Settings(matching=dict(params["matching"]), survival=dict(params["survival"]),
+    """``Settings`` of one replicate from a scenario's params and simulation design. The matching spec is the one
+    notebook 04 uses: the params' ``matching:`` with centre added as ``centres.ps_model`` says
+    (``steps.centres.matching_spec``; the default ``fixed_effect`` puts centre dummies in the propensity model)."""
+    from analysis_utils.steps.centres import CentreConfig, matching_spec
+
+    matching = matching_spec(dict(params["matching"]), CentreConfig.from_params(params))
+    return Settings(matching=matching, survival=dict(params["survival"]),
                     endpoints=[e for e in design["endpoints"] if e in ENDPOINT_COLUMNS],
                     timepoints=[float(t) for t in design["timepoints_months"]],
                     tau=float(design["rmst_tau_months"]), seed=int(seed),

@@ -79,7 +79,7 @@ def mi(frame: pd.DataFrame, s: Any) -> list[dict[str, Any]]:
     cfg = imputation_config(s)
     imp = imputation.impute_cohort(frame, cfg)
     cohorts = imputation.completed_cohorts(frame, imp.completed, cfg.analysis_columns())
-    within = matching_mi.within_matching(cohorts, s.matching, seed=s.seed, workers=1)
+    within = matching_mi.within_matching(cohorts, s.matching, seed=s.seed, workers=1, balance_tables=False)
     spec = {**s.survival, "timepoints_months": [float(t) for t in s.timepoints], "rmst_tau_months": float(s.tau)}
     per = []
     for i, c in enumerate(cohorts, 1):

@@ -15,8 +15,8 @@ docs/methods/missing-data.md.
   sides).
 - ``logreg`` (two levels, booleans included; mice's default for binary factors) and ``polyreg`` (three or more
   levels; mice's default for unordered factors, used here for the ordered ECOG and Child-Pugh points as well):
-  logistic / multinomial logistic regression with a weak ridge penalty (scikit-learn ``LogisticRegression``,
-  C = 10 on standardised predictors, which keeps the fit finite under the (quasi-)separation that small levels and
+  logistic / multinomial logistic regression with a weak ridge penalty (scikit-learn ``LogisticRegression``'s
+  objective with C = 10 on standardised predictors, fitted by Newton's method in ``stats.ridge_logit``, which keeps the fit finite under the (quasi-)separation that small levels and
   centre dummies cause, as mice's data augmentation does), fitted on a bootstrap resample of the observed cases
   (mice's ``logreg.boot``, statsmodels' "boot" perturbation) so that the parameter uncertainty is propagated; the
   level is drawn from the predicted probabilities. A fit that does not converge is counted in ``notes``.
@@ -45,6 +45,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 from statsmodels.imputation.mice import MICEData
+
+from analysis_utils.stats.ridge_logit import ridge_logit
 
 __all__ = ["METHODS", "MiceResult", "default_method", "nelson_aalen", "mice", "mice_chain"]
 
@@ -152,11 +154,18 @@ class _Chain(MICEData):
             self._full[:, self._slices[col]] = self._block(col)
 
     def _usable(self, x_obs: np.ndarray) -> np.ndarray:
-        """Columns that vary among the fitting rows and are not exact duplicates of an earlier one (the intercept,
-        column 0, is always kept)."""
+        """Columns that vary among the fitting rows and are not exact duplicates (to 12 decimals) of an earlier
+        one (the intercept, column 0, is always kept)."""
         varying = np.flatnonzero(x_obs[:, 1:].std(axis=0) > 0) + 1
-        _, first = np.unique(np.round(x_obs[:, varying], 12), axis=1, return_index=True)
-        return np.concatenate([[0], varying[np.sort(first)]])
+        rounded = np.ascontiguousarray(np.round(x_obs[:, varying], 12).T) + 0.0  # -0.0 as 0.0
+        seen: set[bytes] = set()
+        keep = [0]
+        for j, col in zip(varying, rounded):
+            key = col.tobytes()
+            if key not in seen:
+                seen.add(key)
+                keep.append(int(j))
+        return np.asarray(keep)
 
     def get_fitting_data(self, vname: str):  # noqa: ANN201 - MICEData's signature
         x = self._design(vname)
@@ -187,19 +196,15 @@ class _Chain(MICEData):
                 self.params[vname] = self.rng.multivariate_normal(np.asarray(res.params), (cov + cov.T) / 2,
                                                                   method="eigh")
             return
-        from sklearn.linear_model import LogisticRegression
-
         n = y.size
         for _ in range(20):  # a resample must hold at least two levels
             rows = self.rng.integers(0, n, n)
             if np.unique(y[rows]).size > 1:
                 break
         yb, xb = y[rows].astype(int), x[rows, 1:]
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            fit = LogisticRegression(C=self._ridge_c, solver="newton-cg", max_iter=200).fit(xb, yb)
+        fit = ridge_logit(xb, yb, self._ridge_c, start=self.results.get(vname))
         self.results[vname] = fit
-        if any("converge" in str(w.message).lower() for w in caught):
+        if not fit.converged:
             self.fallbacks[vname] = self.fallbacks.get(vname, 0) + 1
 
     def impute(self, vname: str) -> None:
@@ -213,7 +218,7 @@ class _Chain(MICEData):
         n_levels = self._factors[vname]
         fit = self.results[vname]
         score = fit.decision_function(x_miss[:, 1:])
-        classes = fit.classes_.astype(int)
+        classes = fit.classes.astype(int)
         if score.ndim == 1:  # two classes present: the score is the logit of the second
             score = np.column_stack([np.zeros_like(score), score])
         eta = np.full((x_miss.shape[0], n_levels), -np.inf)  # a level absent from the resample: probability 0
@@ -380,7 +385,7 @@ def mice(frame: pd.DataFrame, *, categorical: Sequence[str] = (), m: int = 20, m
             fallbacks[k] = fallbacks.get(k, 0) + v
     for c, n in fallbacks.items():
         notes.append(f"{c}: the {chosen[c]} model did not reach convergence in {n} of {m * maxit} fits "
-                     "(scikit-learn lbfgs, 500 iterations); the last iterate was used")
+                     "(Newton's method, 100 iterations); the last iterate was used")
     completed = pd.concat(parts, ignore_index=True)
     completed = completed[[".imp", ".id", *frame.columns]]
     return MiceResult(completed, pd.concat(traces, ignore_index=True), {c: chosen.get(c, "") for c in frame.columns},

@@ -31,10 +31,12 @@ WEIGHTS_CC_FILE = "data/weights_cc.parquet"
 BALANCE_COLUMNS = ["term", "variable", "level", "type", "smd_un", "smd_adj"]
 
 
-def match_imputed(cohort: pd.DataFrame, spec: dict[str, Any], seed: Any = None) -> dict[str, Any]:
+def match_imputed(cohort: pd.DataFrame, spec: dict[str, Any], seed: Any = None, balance_tables: bool = True
+                  ) -> dict[str, Any]:
     """``run_matching`` on one completed data set, returning only what the within analyses keep (the matched
-    sets, the weights, the balance tables, the summary and the problems): small enough to come back from a worker."""
-    mo = run_matching(cohort, spec, seed=seed)
+    sets, the weights, the balance tables, the summary and the problems): small enough to come back from a worker.
+    ``balance_tables=False``: no balance tables (empty; for callers that need only the matched sets and weights)."""
+    mo = run_matching(cohort, spec, seed=seed, balance_tables=balance_tables)
     bal_w = mo.balance_weighted
     return {"matched": mo.matched, "weights": mo.weights,
             "balance_matched": mo.balance_matched[[c for c in BALANCE_COLUMNS if c in mo.balance_matched.columns]],
@@ -70,18 +72,24 @@ def _balance_long(i: int, r: dict[str, Any]) -> pd.DataFrame:
 
 
 def within_matching(cohorts: list[pd.DataFrame], spec: dict[str, Any], seed: Any = None, workers: int = 1,
-                    progress: Callable[[int, int], None] | None = None) -> WithinMatching:
+                    progress: Callable[[int, int], None] | None = None, balance_tables: bool = True
+                    ) -> WithinMatching:
     """``match_imputed`` on every completed data set (``cohorts``, e.g. ``steps.imputation.completed_cohorts``) in
-    ``workers`` processes, results stacked with ``.imp`` (1..m) and balance summarised across imputations."""
-    res = run_within(cohorts, functools.partial(match_imputed, spec=spec, seed=seed), workers=workers,
-                     progress=progress)
+    ``workers`` processes, results stacked with ``.imp`` (1..m) and balance summarised across imputations
+    (``balance_tables=False``: balance left empty, as the simulation's ``mi`` estimator needs only the matches)."""
+    res = run_within(cohorts, functools.partial(match_imputed, spec=spec, seed=seed, balance_tables=balance_tables),
+                     workers=workers, progress=progress)
     matched = pd.concat([r["matched"].assign(**{".imp": i}) for i, r in enumerate(res, 1)], ignore_index=True)
     weights = pd.concat([r["weights"].assign(**{".imp": i}) for i, r in enumerate(res, 1)], ignore_index=True)
     matched = matched[[".imp", *[c for c in matched.columns if c != ".imp"]]]
     weights = weights[[".imp", *[c for c in weights.columns if c != ".imp"]]]
-    balance = pd.concat([_balance_long(i, r) for i, r in enumerate(res, 1)], ignore_index=True)
-    balance["abs_smd_adj"] = balance["smd_adj"].abs()
-    pooled = summarise_across(balance, ["sample", "term"], ["smd_un", "smd_adj", "abs_smd_adj"])
+    if balance_tables:
+        balance = pd.concat([_balance_long(i, r) for i, r in enumerate(res, 1)], ignore_index=True)
+        balance["abs_smd_adj"] = balance["smd_adj"].abs()
+        pooled = summarise_across(balance, ["sample", "term"], ["smd_un", "smd_adj", "abs_smd_adj"])
+    else:
+        balance = pd.DataFrame(columns=[*BALANCE_COLUMNS, "sample", ".imp", "abs_smd_adj"])
+        pooled = pd.DataFrame()
     keys = ("n_treated_matched", "n_control_matched", "n_pairs", "max_abs_smd_before", "max_abs_smd_matched",
             *[f"max_abs_smd_{n}" for n in WEIGHTINGS], "balanced", "ps_model_converged", "n_problems")
     per_imp = pd.DataFrame([{".imp": i, **{k: r["summary"].get(k) for k in keys}} for i, r in enumerate(res, 1)])
