@@ -16,7 +16,7 @@
    builds each scenario's mechanism once), never below one exports replicate. The efficiency measured at 2 workers
    is assumed at 16 and 128 (the tasks are independent; the client's writing of results is not measured there).
 
-Run: flock /work/cpu.lock nice -n 5 .venv/bin/python benchmarks/bench_simulation.py [--serial 3] [--replicates 24]
+Run: flock /work/cpu.lock nice -n 5 .venv/bin/python benchmarks/bench_simulation.py [--serial 3] [--replicates 48]
 """
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def scaling(scenario, n: int, workers: int, out: Path) -> float:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--serial", type=int, default=3, help="timed fast replicates per scenario")
-    ap.add_argument("--replicates", type=int, default=24, help="replicates of the 1- and 2-worker runs")
+    ap.add_argument("--replicates", type=int, default=48, help="replicates of the 1- and 2-worker runs")
     args = ap.parse_args(argv)
 
     from analysis_utils.simulation.estimators import unavailable

@@ -84,7 +84,9 @@ def mi(frame: pd.DataFrame, s: Any) -> list[dict[str, Any]]:
     per = []
     for i, c in enumerate(cohorts, 1):
         matched = within.matched.loc[within.matched[".imp"] == i].drop(columns=".imp")
-        per.append(survival_mi.matched_outcomes(c, matched, None, spec, adjusted=False).assign(**{".imp": i}))
+        per.append(survival_mi.matched_outcomes(c, matched, None, spec, adjusted=False,
+                                                endpoints=[MI_ENDPOINTS[ep] for ep in s.endpoints_in(frame)])
+                   .assign(**{".imp": i}))
     long = pd.concat(per, ignore_index=True)
     if long.empty:
         why = "; ".join(within.problems["problem"]) or "no matched pairs in any imputation"

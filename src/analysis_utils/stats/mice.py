@@ -52,6 +52,7 @@ __all__ = ["METHODS", "MiceResult", "default_method", "nelson_aalen", "mice", "m
 
 METHODS = ("pmm", "logreg", "polyreg")
 RIDGE_C = 10.0  # inverse ridge penalty of the logistic imputation models (standardised predictors)
+RIDGE_TOL = 1e-6  # their convergence: largest gradient entry below RIDGE_TOL x C n (scikit-learn default 1e-4)
 
 
 def nelson_aalen(time: Sequence[float], event: Sequence[float]) -> np.ndarray:
@@ -202,7 +203,7 @@ class _Chain(MICEData):
             if np.unique(y[rows]).size > 1:
                 break
         yb, xb = y[rows].astype(int), x[rows, 1:]
-        fit = ridge_logit(xb, yb, self._ridge_c, start=self.results.get(vname))
+        fit = ridge_logit(xb, yb, self._ridge_c, tol=RIDGE_TOL, start=self.results.get(vname))
         self.results[vname] = fit
         if not fit.converged:
             self.fallbacks[vname] = self.fallbacks.get(vname, 0) + 1
@@ -302,8 +303,13 @@ def _decode(enc: pd.DataFrame, frame: pd.DataFrame, levels: dict[str, list[Any]]
     out = {}
     for c in frame.columns:
         if c in levels:
-            lv = levels[c]
-            vals = pd.Series([lv[int(v)] if np.isfinite(v) else None for v in enc[c]], dtype=object)
+            codes = enc[c].to_numpy(dtype=float)
+            ok = np.isfinite(codes)
+            labels = np.empty(len(levels[c]), dtype=object)
+            labels[:] = levels[c]
+            arr = np.full(codes.size, None, dtype=object)
+            arr[ok] = labels[codes[ok].astype(int)]
+            vals = pd.Series(arr, dtype=object)
             if pd.api.types.is_bool_dtype(frame[c]):
                 vals = vals.astype("boolean")
             elif pd.api.types.is_numeric_dtype(frame[c]):

@@ -28,8 +28,10 @@ docs/methods/missing-data.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 
 __all__ = ["RidgeLogitFit", "ridge_logit"]
 
@@ -69,6 +71,44 @@ def _softmax(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return e / s, (np.log(s) + mx)[:, 0]
 
 
+def _newton(objective: Callable[[np.ndarray], float], gradient: Callable[[np.ndarray], np.ndarray],
+            hessian: Callable[[np.ndarray], np.ndarray], theta: np.ndarray, tol_abs: float, max_iter: int
+            ) -> tuple[np.ndarray, int, bool]:
+    """Newton's method on a flat parameter vector, with step halving on the objective. The Hessian is evaluated
+    and factorised again only when the previous step cut the largest gradient entry by less than a factor 4 or
+    needed halving; otherwise the last factorisation is reused (a chord step). The stopping rule is on the gradient
+    alone, so the estimate is the same optimum; only the work per iteration changes (a warm start from a nearby
+    optimum then costs one Hessian and a few cheap steps)."""
+    f = objective(theta)
+    factor, prev, fresh = None, np.inf, False
+    for it in range(1, max_iter + 1):
+        grad = gradient(theta)
+        gmax = float(np.max(np.abs(grad)))
+        if gmax < tol_abs:
+            return theta, it - 1, True
+        if factor is None or gmax > 0.25 * prev:
+            hess = hessian(theta)
+            try:
+                factor = cho_factor(hess)
+            except np.linalg.LinAlgError:   # semi-definite (weights underflow under separation): a tiny ridge
+                factor = cho_factor(hess + 1e-10 * np.max(np.diag(hess)) * np.eye(hess.shape[0]))
+            fresh = True
+        prev = gmax
+        step = cho_solve(factor, grad)
+        t = 1.0
+        slack = 1e-12 * max(1.0, abs(f))     # near the optimum the objective changes below its rounding error
+        for _ in range(40):
+            new = theta - t * step
+            f_new = objective(new)
+            if f_new <= f + slack:
+                break
+            t *= 0.5
+        if t < 1.0 and not fresh:
+            factor = None                   # a stale Hessian that overshoots: evaluate it again next time
+        theta, f, fresh = new, f_new, False
+    return theta, max_iter, False
+
+
 def _binary(xt: np.ndarray, y: np.ndarray, c: float, tol: float, max_iter: int, start: np.ndarray | None
             ) -> tuple[np.ndarray, int, bool]:
     """Two classes: theta = (a, b) on the design ``xt`` = [1, X]."""
@@ -80,27 +120,18 @@ def _binary(xt: np.ndarray, y: np.ndarray, c: float, tol: float, max_iter: int, 
         eta = xt @ theta
         return float(c * np.sum(np.logaddexp(0.0, eta) - y * eta) + 0.5 * np.sum(pen * theta * theta))
 
+    def mu(theta: np.ndarray) -> np.ndarray:
+        return 0.5 * (1.0 + np.tanh(0.5 * (xt @ theta)))    # expit without overflow
+
+    def gradient(theta: np.ndarray) -> np.ndarray:
+        return c * (xt.T @ (mu(theta) - y)) + pen * theta
+
+    def hessian(theta: np.ndarray) -> np.ndarray:
+        m = mu(theta)
+        return (xt * (c * m * (1.0 - m))[:, None]).T @ xt + np.diag(pen)
+
     theta = np.zeros(q) if start is None else start.copy()
-    f = objective(theta)
-    scale = max(1.0, c * n)
-    for it in range(1, max_iter + 1):
-        eta = xt @ theta
-        mu = 0.5 * (1.0 + np.tanh(0.5 * eta))    # expit without overflow
-        grad = c * (xt.T @ (mu - y)) + pen * theta
-        if np.max(np.abs(grad)) < tol * scale:
-            return theta, it - 1, True
-        w = c * mu * (1.0 - mu)
-        hess = (xt * w[:, None]).T @ xt + np.diag(pen)
-        step = np.linalg.solve(hess, grad)
-        t = 1.0
-        for _ in range(40):
-            new = theta - t * step
-            f_new = objective(new)
-            if f_new <= f:
-                break
-            t *= 0.5
-        theta, f = new, f_new
-    return theta, max_iter, False
+    return _newton(objective, gradient, hessian, theta, tol * max(1.0, c * n), max_iter)
 
 
 def _sum_zero_basis(k: int) -> np.ndarray:
@@ -113,35 +144,35 @@ def _multinomial(xt: np.ndarray, yk: np.ndarray, k: int, c: float, tol: float, m
                  start: np.ndarray | None) -> tuple[np.ndarray, int, bool]:
     """K >= 3 classes: returns theta, q x K (column k = (a_k, b_k)); yk the class index 0..K-1 of each row.
 
-    At the optimum every row of theta sums to zero (the intercepts by the added term; the coefficients because
+    At the optimum every row of theta sums to zero (the intercepts by the choice above; the coefficients because
     adding the same vector to every b_k leaves the loss unchanged and the ridge penalty is smallest at mean zero),
     so theta = G A' with A an orthonormal basis of the sum-zero vectors and G (q x (K - 1)) unconstrained; since
     A'A = I the penalty is ||G||^2 / 2 on the coefficient rows. Newton's method runs on G, (K - 1) q unknowns
-    instead of K q."""
+    instead of K q (flattened basis-major: G's column j is block j)."""
     n, q = xt.shape
     a = _sum_zero_basis(k)
+    r = k - 1
     onehot = np.zeros((n, k))
     onehot[np.arange(n), yk] = 1.0
-    pen = np.ones(q)
-    pen[0] = 0.0
-    r = k - 1
+    pen = np.tile(np.r_[0.0, np.ones(q - 1)], r)
     pairs = [(i, j) for i in range(r) for j in range(i, r)]
 
-    def objective(g: np.ndarray) -> float:
-        eta = xt @ (g @ a.T)
-        _, lse = _softmax(eta)
-        return float(c * np.sum(lse - np.sum(eta * onehot, axis=1)) + 0.5 * np.sum(pen[:, None] * g * g))
+    def unflat(v: np.ndarray) -> np.ndarray:
+        return v.reshape(r, q).T
 
-    g = np.zeros((q, r)) if start is None else start @ a
-    f = objective(g)
-    scale = max(1.0, c * n)
-    for it in range(1, max_iter + 1):
-        p, _ = _softmax(xt @ (g @ a.T))
-        grad = c * (xt.T @ ((p - onehot) @ a)) + pen[:, None] * g
-        if np.max(np.abs(grad)) < tol * scale:
-            return g @ a.T, it - 1, True
-        # Hessian in basis-major order: block (i, j) = C X' diag(u_ij) X with u_ij = sum_l A_li A_lj p_l -
-        # (p'A_i)(p'A_j), plus the penalty; the distinct blocks come from one matrix product
+    def objective(v: np.ndarray) -> float:
+        eta = xt @ (unflat(v) @ a.T)
+        _, lse = _softmax(eta)
+        return float(c * np.sum(lse - np.sum(eta * onehot, axis=1)) + 0.5 * np.sum(pen * v * v))
+
+    def gradient(v: np.ndarray) -> np.ndarray:
+        p, _ = _softmax(xt @ (unflat(v) @ a.T))
+        return (c * (xt.T @ ((p - onehot) @ a))).T.reshape(-1) + pen * v
+
+    def hessian(v: np.ndarray) -> np.ndarray:
+        # block (i, j) = C X' diag(u_ij) X with u_ij = sum_l A_li A_lj p_l - (p'A_i)(p'A_j), plus the penalty; the
+        # distinct blocks come from one matrix product
+        p, _ = _softmax(xt @ (unflat(v) @ a.T))
         pa = p @ a
         u = np.column_stack([c * (p @ (a[:, i] * a[:, j]) - pa[:, i] * pa[:, j]) for i, j in pairs])
         blocks = (xt.T @ (xt[:, :, None] * u[:, None, :]).reshape(n, q * len(pairs))).reshape(q, q, len(pairs))
@@ -150,17 +181,11 @@ def _multinomial(xt: np.ndarray, yk: np.ndarray, k: int, c: float, tol: float, m
             hess[i * q:(i + 1) * q, j * q:(j + 1) * q] = blocks[:, :, b]
             if i != j:
                 hess[j * q:(j + 1) * q, i * q:(i + 1) * q] = blocks[:, :, b].T
-        hess[np.arange(r * q), np.arange(r * q)] += np.tile(pen, r)
-        step = np.linalg.solve(hess, grad.T.reshape(-1)).reshape(r, q).T
-        t = 1.0
-        for _ in range(40):
-            new = g - t * step
-            f_new = objective(new)
-            if f_new <= f:
-                break
-            t *= 0.5
-        g, f = new, f_new
-    return g @ a.T, max_iter, False
+        return hess + np.diag(pen)
+
+    v0 = np.zeros(r * q) if start is None else (start @ a).T.reshape(-1)
+    v, n_iter, ok = _newton(objective, gradient, hessian, v0, tol * max(1.0, c * n), max_iter)
+    return unflat(v) @ a.T, n_iter, ok
 
 
 def ridge_logit(x: np.ndarray, y: np.ndarray, c: float = 1.0, *, tol: float = 1e-10, max_iter: int = 100,

@@ -101,12 +101,13 @@ def _surv_rows(df: pd.DataFrame, time_col: str, event_col: str, times: Sequence[
 
 
 def matched_outcomes(cohort: pd.DataFrame, matched: pd.DataFrame | None, weights: pd.DataFrame | None,
-                     spec: dict[str, Any], adjusted: bool = True, missing: str = "indicator") -> pd.DataFrame:
+                     spec: dict[str, Any], adjusted: bool = True, missing: str = "indicator",
+                     endpoints: Sequence[str] | None = None) -> pd.DataFrame:
     """The outcome estimates of one data set (one imputation, or the complete-case / indicator design): long
     table endpoint, cohort (matched, iptw, adjusted), measure (log_hr, rmst_diff, surv_diff_<t>), estimate,
     std_error, dfcom. ``spec`` is the params' ``survival`` section (rmst_tau_months, timepoints_months, ties,
     adjust_covariates, categorical); ``missing`` is the adjusted model's design for a data set that still has
-    missing covariates (indicator or complete_case)."""
+    missing covariates (indicator or complete_case). ``endpoints``: only these (default every endpoint)."""
     rows: list[dict[str, Any]] = []
     tau, times = float(spec["rmst_tau_months"]), [float(x) for x in spec["timepoints_months"]]
 
@@ -119,6 +120,8 @@ def matched_outcomes(cohort: pd.DataFrame, matched: pd.DataFrame | None, weights
     wdf = None if weights is None else cohort.merge(weights[["study_id", "w_iptw_ate"]], on="study_id",
                                                     how="inner").dropna(subset=["w_iptw_ate"])
     for ep, (time_col, event_col, _) in ENDPOINTS.items():
+        if endpoints is not None and ep not in endpoints:
+            continue
         if mdf is not None and mdf["arm"].nunique() == 2:
             add(ep, "matched", "log_hr", *_cox_row(mdf, time_col, event_col, cluster_col="subclass"))
             add(ep, "matched", "rmst_diff", *_rmst_row(mdf, time_col, event_col, tau, None))
