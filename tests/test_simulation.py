@@ -483,3 +483,19 @@ def test_mi_estimator_runs_in_the_engine_with_pooled_se_and_seeds_from_the_repli
     direct, _ = estimators.run_methods(frame, ["mi"], estimators.settings_for(tiny.params, tiny.design,
                                                                              runs[0].method_seed))
     assert np.array_equal(direct["estimate"].to_numpy(), mi["estimate"].to_numpy())
+
+
+def test_psm_uses_notebook_04s_matching_spec_with_the_centre_term():
+    """The simulation's propensity model is notebook 04's: the params' ``matching:`` plus centre as
+    ``centres.ps_model`` says (fixed_effect: centre dummies; none: no centre; exact: also matched exactly)."""
+    s = load_scenario(ROOT / "params" / "simulation" / "default.yaml")
+    assert s.params["centres"]["ps_model"] == "fixed_effect"
+    col = s.params["centres"]["column"]
+    fe = estimators.settings_for(s.params, s.design, 1).matching
+    assert col in fe["covariates"] and col in fe["categorical"] and col not in (fe.get("exact") or [])
+    assert [c for c in fe["covariates"] if c != col] == list(s.params["matching"]["covariates"])
+    none = estimators.settings_for({**s.params, "centres": {**s.params["centres"], "ps_model": "none"}}, s.design, 1)
+    assert col not in none.matching["covariates"]
+    exact = estimators.settings_for({**s.params, "centres": {**s.params["centres"], "ps_model": "exact"}}, s.design, 1)
+    assert col in exact.matching["exact"]
+    assert col not in s.params["matching"]["covariates"]          # the params themselves are not changed

@@ -22,7 +22,7 @@ SIMULATION_DEFAULTS: dict[str, Any] = {
     "label": None,                    # one line for tables and figures
     "aim": "",                        # ADEMP aim: what the scenario shows
     "replicates": 200,                # fast-path replicates (analysis-ready data straight from the generator)
-    "exports_replicates": 2,          # of which the first k also go through the exports and cleaning path
+    "exports_replicates": 1,          # of which the first k also go through the exports and cleaning path
     "truth_n": 200_000,               # persons of the very large cohort whose potential outcomes give the truths
     "endpoints": ["os", "pfs"],       # endpoints evaluated where the analysis-ready data carry them
     "timepoints_months": [12, 24],    # survival differences at these times

@@ -75,7 +75,7 @@ def _newton(objective: Callable[[np.ndarray], float], gradient: Callable[[np.nda
             hessian: Callable[[np.ndarray], np.ndarray], theta: np.ndarray, tol_abs: float, max_iter: int
             ) -> tuple[np.ndarray, int, bool]:
     """Newton's method on a flat parameter vector, with step halving on the objective. The Hessian is evaluated
-    and factorised again only when the previous step cut the largest gradient entry by less than a factor 4 or
+    and factorised again only when the previous step cut the largest gradient entry by less than a factor 2 or
     needed halving; otherwise the last factorisation is reused (a chord step). The stopping rule is on the gradient
     alone, so the estimate is the same optimum; only the work per iteration changes (a warm start from a nearby
     optimum then costs one Hessian and a few cheap steps)."""
@@ -86,7 +86,7 @@ def _newton(objective: Callable[[np.ndarray], float], gradient: Callable[[np.nda
         gmax = float(np.max(np.abs(grad)))
         if gmax < tol_abs:
             return theta, it - 1, True
-        if factor is None or gmax > 0.25 * prev:
+        if factor is None or gmax > 0.5 * prev:
             hess = hessian(theta)
             try:
                 factor = cho_factor(hess)
