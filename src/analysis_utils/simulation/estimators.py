@@ -231,7 +231,8 @@ register(Estimator("crude", "Crude", crude, "ate",
 register(Estimator("adjusted_cox", "Adjusted Cox", adjusted_cox, "conditional",
                    "Cox model of arm and the pre-specified covariates (missing-indicator design)"))
 register(Estimator("psm", "PS matching", psm, "att",
-                   "1:1 nearest-neighbour matching on the logit of the propensity score with a caliper; Cox "
+                   "1:1 nearest-neighbour matching on the logit of the propensity score (centre in the model as "
+                   "in notebook 04) with a caliper; Cox "
                    "model with variance clustered on the pair; Kaplan-Meier and RMST on the matched cohort"))
 register(Estimator("iptw", "IPTW", iptw, "ate",
                    "stabilised, trimmed inverse-probability-of-treatment weights; weighted Cox (robust variance), "
