@@ -305,6 +305,25 @@ def test_simulate_command_runs_reruns_and_reports(tmp_path, capsys):
     assert "no_such_knob" in capsys.readouterr().err
 
 
+def test_simulate_command_on_an_existing_scheduler(tmp_path, capsys):
+    """``--scheduler ADDRESS``: the command connects to a cluster started elsewhere (here a LocalCluster standing in
+    for a dask-jobqueue one), runs the replicates there, leaves that cluster running and writes the same report."""
+    from dask.distributed import Client, LocalCluster
+
+    from analysis_utils.runner.cli import main
+
+    f = _reference(tmp_path, replicates=3, methods=["crude"])
+    out = tmp_path / "sim"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        assert main(["simulate", "--params", str(f), "--scheduler", cluster.scheduler_address, "--out", str(out),
+                     "--no-progress"]) == 0
+        assert f"the dask scheduler at {cluster.scheduler_address}" in capsys.readouterr().out
+        with Client(cluster.scheduler_address) as c:                  # still up after the command
+            assert len(c.scheduler_info()["workers"]) == 1
+    summary = json.loads((out / report.SUMMARY_FILE).read_text())
+    assert summary["scenarios"][0]["replicates_done"] == 3 and not summary["scenarios"][0]["failed"]
+
+
 # --------------------------------------------------------------------------------------------------- validity (slow)
 @pytest.mark.slow
 def test_without_confounding_every_estimator_is_unbiased_and_covers(tmp_path, client):
