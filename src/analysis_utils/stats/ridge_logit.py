@@ -2,8 +2,8 @@
 scikit-learn's ``LogisticRegression(penalty="l2", C=C, fit_intercept=True)`` (scikit-learn 1.x objective), for
 the many small fits of a chained-equations imputation (``stats.mice``: one fit per incomplete factor per cycle per
 chain). Measured on one imputation of a simulated cohort of about 900 patients (225 fits, 5 chains of 5 cycles):
-1.8 s against 5.2 s with ``LogisticRegression(solver="newton-cg")``; each fit starts from the variable's fit of the
-previous cycle.
+about 1.9 s against 5.2 s with ``LogisticRegression(solver="newton-cg")``; each fit starts from the variable's
+fit of the previous cycle.
 
 Objective (scikit-learn's, ``sklearn.linear_model._logistic``; the intercept is not penalised):
 
