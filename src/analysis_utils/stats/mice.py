@@ -16,8 +16,9 @@ docs/methods/missing-data.md.
 - ``logreg`` (two levels, booleans included; mice's default for binary factors) and ``polyreg`` (three or more
   levels; mice's default for unordered factors, used here for the ordered ECOG and Child-Pugh points as well):
   logistic / multinomial logistic regression with a weak ridge penalty (scikit-learn ``LogisticRegression``'s
-  objective with C = 10 on standardised predictors, fitted by Newton's method in ``stats.ridge_logit``, which keeps the fit finite under the (quasi-)separation that small levels and
-  centre dummies cause, as mice's data augmentation does), fitted on a bootstrap resample of the observed cases
+  objective with C = 10 on standardised predictors, fitted by Newton's method in ``stats.ridge_logit``; the
+  penalty keeps the fit finite under the (quasi-)separation that small levels and centre dummies cause, as mice's
+  data augmentation does), fitted on a bootstrap resample of the observed cases
   (mice's ``logreg.boot``, statsmodels' "boot" perturbation) so that the parameter uncertainty is propagated; the
   level is drawn from the predicted probabilities. A fit that does not converge is counted in ``notes``.
 - Predictors: every other variable, numeric ones centred and scaled by their observed mean and SD, factors as
