@@ -11,8 +11,8 @@ An estimator takes the analysis-ready frame and the ``Settings`` and returns row
 - ``adjusted_cox``: ``steps.survival.adjusted_cox`` (arm + the params' covariates, missing-data design from
   params). Targets the conditional log-HR.
 - ``psm``: ``steps.matching.run_matching`` (propensity model with centre as ``centres.ps_model`` says, MatchIt
-  nearest matching with caliper, as notebook 04), then on the matched cohort ``cox_ph(arm)`` with the variance clustered on the pair, KM and survRM2
-  differences. Targets the ATT.
+  nearest matching with caliper, as notebook 04), then on the matched cohort ``cox_ph(arm)`` with the variance
+  clustered on the pair, KM and survRM2 differences. Targets the ATT.
 - ``iptw``: the stabilised, trimmed IPTW (ATE) weights of the same ``run_matching``; weighted ``cox_ph`` (robust
   variance), weighted KM (infinitesimal-jackknife SE) and ``weighted_rmst_difference``. Targets the ATE.
 - ``overlap``: the overlap weights of ``run_matching``, as IPTW. Targets the ATO.
