@@ -58,9 +58,7 @@ class RidgeLogitFit:
         eta = self.decision_function(x)
         if eta.ndim == 1:
             eta = np.column_stack([np.zeros_like(eta), eta])
-        eta = eta - eta.max(axis=1, keepdims=True)
-        p = np.exp(eta)
-        return p / p.sum(axis=1, keepdims=True)
+        return _softmax(eta)[0]
 
 
 def _softmax(eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
