@@ -170,13 +170,21 @@ def _malloc_env() -> str | None:
     return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
-def test_local_cluster_workers_keep_glibc_malloc_defaults():
+@pytest.mark.parametrize("parent_env", [None, "65536"], ids=["clean-parent", "parent-left-by-an-earlier-nanny"])
+def test_local_cluster_workers_keep_glibc_malloc_defaults(monkeypatch, parent_env):
     """distributed's default ``MALLOC_TRIM_THRESHOLD_`` (65536) is not set in the local workers: it fixes glibc's
-    mmap threshold and made every replicate about a third slower (engine.KEEP_MALLOC_DEFAULTS). Leaving the
-    LocalCluster's start restores the user's dask config."""
+    mmap threshold and made every replicate about a third slower (engine.KEEP_MALLOC_DEFAULTS). That holds also
+    when an earlier LocalCluster of the same process (a batch run's) has left it in ``os.environ``, as a nanny
+    does. Leaving the LocalCluster's start restores the dask config and the process's environment."""
+    import os
+
     import dask
     import distributed  # noqa: F401 - its config defaults loaded first
 
+    if parent_env is None:
+        monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    else:
+        monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", parent_env)
     before = dask.config.get("distributed.nanny.pre-spawn-environ")
     assert before.get("MALLOC_TRIM_THRESHOLD_") is not None       # distributed's default, as shipped
     c, cluster = engine.open_client(workers=1)
@@ -187,6 +195,7 @@ def test_local_cluster_workers_keep_glibc_malloc_defaults():
         c.close()
         cluster.close()
     assert dask.config.get("distributed.nanny.pre-spawn-environ") == before
+    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == parent_env
 
 
 # --------------------------------------------------------------------------------------------------- storage, resume

@@ -24,7 +24,8 @@ import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -220,18 +221,36 @@ ONE_BLAS_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM
 KEEP_MALLOC_DEFAULTS = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
+@contextmanager
+def _without_environ(name: str) -> Iterator[None]:
+    """``os.environ`` without ``name`` inside the block, as it was after it. A nanny writes its pre-spawn
+    environment into the *parent's* ``os.environ`` (distributed ``WorkerProcess.start``) and never takes it back,
+    so any LocalCluster started earlier in the process (e.g. a batch run's) leaves ``MALLOC_TRIM_THRESHOLD_=65536``
+    behind for every worker spawned later; the dask config alone cannot keep it out of our workers."""
+    saved = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
+
+
 def open_client(workers: int | None = None, scheduler: str | None = None) -> tuple[Any, Any]:
     """A dask.distributed client: on the scheduler at ``scheduler`` (an existing cluster, e.g. started with
     dask-jobqueue), else on a new ``LocalCluster`` of ``workers`` single-threaded worker processes (default: the
     machine's cores) with one BLAS thread each (``ONE_BLAS_THREAD``; on any cluster every replicate also runs
-    under ``threadpool_limits(1)``). Returns (client, cluster or None); close both when done."""
+    under ``threadpool_limits(1)``) and glibc's default malloc tuning (``KEEP_MALLOC_DEFAULTS``: no
+    ``MALLOC_TRIM_THRESHOLD_``, from the dask config or from this process's environment). Returns (client, cluster
+    or None); close both when done."""
     import dask
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
         return Client(scheduler), None
     n = int(workers or os.cpu_count() or 1)
-    with dask.config.set(KEEP_MALLOC_DEFAULTS):
+    with dask.config.set(KEEP_MALLOC_DEFAULTS), _without_environ("MALLOC_TRIM_THRESHOLD_"):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                env=dict(ONE_BLAS_THREAD))
     return Client(cluster), cluster
