@@ -20,12 +20,13 @@ the generator's fast path), with the estimators of ``simulation/estimators.py`` 
   without missing data, so that the bias the missing-data designs add can be told apart from the bias the matched
   analysis has anyway.
 
-Every method targets the ATT contrasts of "HAIC from time zero" versus "no HAIC" in the patients with HAIC at time
-zero (``simulation/truth.py``, ``generator_truth``): the marginal log hazard ratio (the weighted Cox estimate on the
-treated patients' two potential outcomes, each censored at the patient's own censoring time: the HR a trial in that
-population with that follow-up would estimate), the differences of S(12 m) and S(24 m), and the RMST(24 m)
-difference, for OS and latent PFS. The truths are those of the missing scenario's mechanism (``truth_n`` =
-200 000 generated persons; the scenario's missingness does not enter the potential outcomes). The complete-case
+Every method targets the ATT contrasts of "HAIC at time zero" versus "TKIs-P at time zero, with the HAIC the patient
+goes on to receive" (the arm at time zero, crossovers staying TKIs-P) in the patients with HAIC at time zero
+(``simulation/truth.py``, ``generator_truth``): the marginal log hazard ratio (the weighted Cox estimate on the
+treated patients' two potential outcomes, each censored at the patient's censoring time had the patient not died:
+the HR a trial in that population with that follow-up would estimate), the differences of S(12 m) and S(24 m), and
+the RMST(24 m) difference, for OS and latent PFS. The truths are those of the missing scenario's mechanism
+(``truth_n`` = 200 000 generated persons; the scenario's missingness does not enter the potential outcomes). The complete-case
 design estimates the ATT among complete-case treated patients, which differs from the ATT when missingness
 depends on the arm or on effect modifiers: scored against the full ATT, that shows as bias. PFS in the data is
 scan-detected and the truth is latent, so PFS biases include assessment-time bias for every method.
@@ -194,7 +195,8 @@ def _markdown(doc: dict) -> str:
              f"{doc['wall_seconds']:.0f} s wall, peak RSS {doc['peak_rss_mb']:.0f} MB.", "",
              "Blank share per variable (first replicates' cohorts): "
              + ", ".join(f"{k} {100 * v:.1f} %" for k, v in doc["missing_share_by_variable"].items()) + ".", "",
-             "Truth: ATT contrasts of HAIC from time zero versus none (simulation/truth.py, "
+             "Truth: ATT contrasts of HAIC at time zero versus TKIs-P at time zero with later HAIC as it happens "
+             "(simulation/truth.py, "
              f"{doc['truth_n_persons']} eligible persons of the potential-outcome cohort); the no-missing twin's "
              f"truth differs by at most {doc['truth_max_abs_difference_no_missing_twin']:.2g} (scores use the first).", "",
              "Shift vs no missing: mean over replicates of the estimate minus the no-missing twin's PSM estimate "

@@ -297,6 +297,16 @@ def test_report_and_supplement_section(tmp_path, client):
     assert vs.simulation_variables(lonely)["status"] == text.strip()
 
 
+def test_supplement_says_what_the_arm_at_time_zero_truths_contrast():
+    done = [{"label": "Default cohort", "truth_crossover_share": 0.1525},
+            {"label": "Immortal time", "truth_crossover_share": 0.4012}, {"label": "Reference"}]
+    text = vs._contrast_text(done)
+    assert "TKIs-P at time zero followed by the HAIC a patient goes on to receive" in text
+    assert "15.2% (Default cohort) to 40.1% (Immortal time)" in text
+    assert "In the truth cohort 15.2% of" in vs._contrast_text(done[:1])
+    assert "received HAIC later" not in vs._contrast_text(done[2:])
+
+
 @pytest.mark.slow
 def test_simulate_command_runs_reruns_and_reports(tmp_path, capsys):
     from analysis_utils.runner.cli import main
@@ -445,16 +455,43 @@ def test_generator_truth_has_the_target_trial_contrasts_and_agrees_with_the_gene
     from analysis_utils.simulation.truth import scenario_truth
 
     t = scenario_truth(small_default)
-    v = t["values"]
+    v, never = t["values"], t["always_vs_never"]
     for ep in ("os", "pfs"):
         for q in ("surv_diff_12m", "surv_diff_24m", "rmst_diff_24m"):
             assert f"{ep}.{q}.tte" in v and f"{ep}.{q}.att" in v
-            # two independent cohorts of 20 000 from the same mechanism: the ATE of HAIC from time zero agrees
+            # two independent cohorts of 20 000 from the same mechanism: the ATE of HAIC from time zero versus
+            # never agrees
             tol = 0.35 if q.startswith("rmst") else 0.03
-            assert abs(v[f"{ep}.{q}.ate"] - t["check_generator_always_vs_never"][f"{ep}.{q}.ate"]) < tol, (ep, q)
+            assert abs(never[f"{ep}.{q}.ate"] - t["check_generator_always_vs_never"][f"{ep}.{q}.ate"]) < tol, (ep, q)
+            # against a TKIs-P arm that partly receives HAIC later the benefit of HAIC at time zero is smaller
+            for pop in ("ate", "att", "ato"):
+                assert 0 < v[f"{ep}.{q}.{pop}"] < never[f"{ep}.{q}.{pop}"], (ep, q, pop)
         # the grace-period contrast is smaller than HAIC from time zero versus never
         assert 0 < v[f"{ep}.rmst_diff_24m.tte"] < t["check_generator_always_vs_never"][f"{ep}.rmst_diff_24m.ate"]
-    assert v["os.log_hr.conditional"] == pytest.approx(math.log(0.62))
+        for pop in ("ate", "att", "ato"):
+            assert never[f"{ep}.log_hr.{pop}"] < v[f"{ep}.log_hr.{pop}"] < 0
+    assert 0.05 < t["crossover_share"] < 0.5
+    assert t["generator_log_hr_current_haic"] == pytest.approx(math.log(0.62))
+    assert math.log(0.62) < v["os.log_hr.conditional"] < 0
+
+
+@pytest.mark.slow
+def test_generator_truth_without_crossover_is_haic_from_time_zero_versus_never(tmp_path):
+    """When (almost) nobody starts HAIC after time zero, the arm-at-time-zero contrasts equal HAIC from time zero
+    versus never, and the conditional log-HR of the arm recovers the generator's log(true_hr_os): the Cox fit
+    holds the outcome model's linear predictor and censors the potential outcomes independently of them."""
+    from analysis_utils.simulation.truth import scenario_truth
+
+    f = tmp_path / "no_crossover.yaml"
+    f.write_text(yaml.safe_dump({
+        "base": str(ROOT / "params" / "simulation" / "default.yaml"), "run_name": "simulation-no-crossover",
+        "simulation": {"scenario": "no_crossover", "truth_n": 20000}, "synthetic": {"haic_first_share": 0.999}}))
+    t = scenario_truth(load_scenario(f))
+    v, never = t["values"], t["always_vs_never"]
+    assert t["crossover_share"] < 0.002
+    for k, value in never.items():
+        assert v[k] == pytest.approx(value, abs=0.03 if "rmst" in k else 0.005), k
+    assert v["os.log_hr.conditional"] == pytest.approx(math.log(0.62), abs=0.015)
 
 
 @pytest.mark.slow

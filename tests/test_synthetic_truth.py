@@ -52,6 +52,21 @@ def test_haic_process_hand_case_geometric_days() -> None:
     assert (later == 6).mean() == pytest.approx(0.125, abs=0.003)
 
 
+def test_haic_day_if_not_day0_uses_the_same_draws_and_continues_the_process() -> None:
+    """The day had HAIC not started on day 0: the natural day for everyone not treated on day 0, for the others the
+    continuation from day 1 (same exponential draw), and no draw more, so the natural days are unchanged."""
+    proc = HaicProcess(a0=0.0, starts=(1,), ends=(10,), alphas=(0.0,))      # P(day 0) = 1/2, then 2^-d
+    n = 400_000
+    h, later = sample_haic_day(proc, np.zeros(n), np.random.default_rng(3), with_day_if_not_day0=True)
+    assert np.array_equal(h, sample_haic_day(proc, np.zeros(n), np.random.default_rng(3)))
+    assert (h == 0).mean() == pytest.approx(0.5, abs=0.003)
+    assert np.array_equal(later[h > 0], h[h > 0]) and np.all(later >= 1)
+    day0 = later[h == 0]                                   # the continuation for those treated on day 0
+    for d in (1, 2, 3):
+        assert (day0 == d).mean() == pytest.approx(0.5 ** d, abs=4 * math.sqrt(0.5 ** d / day0.size))
+    assert (day0 == np.inf).mean() == pytest.approx(0.5 ** 10, abs=0.0006)
+
+
 def test_haic_process_calibrates_to_the_configured_shares() -> None:
     cfg = resolve_config({})
     lp = np.random.default_rng(1).normal(0.0, 0.9, 100_000)

@@ -1,6 +1,7 @@
 """The missing-data methods of the simulation (ADEMP: M; registered in ``estimators.py`` beside ``psm``, whose
-missing-indicator design they are compared with). Both target the ATT contrasts (``truth.py``: HAIC from time
-zero versus none, in the patients with HAIC at time zero), as ``psm`` does.
+missing-indicator design they are compared with). Both target the ATT contrasts (``truth.py``: HAIC at time zero
+versus TKIs-P at time zero with the HAIC the patient goes on to receive, in the patients with HAIC at time zero),
+as ``psm`` does.
 
 - ``psm_cc``: ``psm`` with ``matching.missing = "complete_case"``: the propensity model, matching and outcome
   analyses among the patients with every matching covariate observed (R's ``na.omit``), as the complete-case

@@ -184,6 +184,7 @@ def write_report(scenarios: list[Scenario], out_root: Path,
                 "failed": [{k: f[k] for k in ("path", "replicate", "root_seed", "generator_seed")} for f in failed],
                 "methods_unavailable": estimators.unavailable(list(s.design["methods"])),
                 "truth_source": truth.get("source"), "truth_n_persons": truth.get("n_persons"),
+                "truth_crossover_share": truth.get("crossover_share"),
                 "generator_changes": _generator_changes(s)}
         summary_scenarios.append(info)
         if not len(perf):

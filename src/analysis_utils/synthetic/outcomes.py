@@ -130,7 +130,7 @@ def simulate_outcomes(cfg: dict, p: pd.DataFrame, centres: list[Centre], mech: M
     x = model_features(p)
     haic_shift, outcome_shift = centre_arrays(p, centres)
     lp = haic_linear_predictor(cfg, x, haic_shift)
-    h_nat = sample_haic_day(mech.haic, lp, rng)
+    h_nat, h_not_t0 = sample_haic_day(mech.haic, lp, rng, with_day_if_not_day0=True)
     sys_day = np.where(h_nat == 0, systemic_delay(cfg, n, rng), 0)
     lat = latent_draws(x, outcome_shift, rng)
     scales = (mech.scale_os, mech.scale_pfs)
@@ -149,11 +149,13 @@ def simulate_outcomes(cfg: dict, p: pd.DataFrame, centres: list[Centre], mech: M
     received = (h_nat == 0) | (np.isfinite(h_nat) & (h_nat < end_day))
     first_haic = np.where(received, h_nat, np.nan)
 
-    # potential outcomes of the truth strategies (estimands.py): B continues the natural process after G
+    # potential outcomes of the truth strategies (estimands.py): B continues the natural process after G;
+    # "if_not_t0": no HAIC at T0, the natural process from day 1 on (the TKIs-P arm at T0 and its later HAIC)
     grace = cfg["truth_grace_days"]
     h_after = sample_haic_day(mech.haic, lp, rng, from_day=grace + 1)
     potential = {"if_tkis_p": np.full(n, np.inf), "if_haic": np.zeros(n),
-                 "if_strategy_a": np.minimum(h_nat, grace), "if_strategy_b": np.where(h_nat > grace, h_nat, h_after)}
+                 "if_strategy_a": np.minimum(h_nat, grace), "if_strategy_b": np.where(h_nat > grace, h_nat, h_after),
+                 "if_not_t0": h_not_t0}
     cols: dict[str, np.ndarray] = {}
     for name, switch in potential.items():
         os_, prog = potential_months(cfg, lat, scales, switch)
@@ -175,6 +177,8 @@ def simulate_outcomes(cfg: dict, p: pd.DataFrame, centres: list[Centre], mech: M
         "eta_os": np.round(lat.eta_os, 4), "eta_pfs": np.round(lat.eta_pfs, 4),
         "os_latent_months": np.round(t_os, 3), "progression_latent_months": np.round(t_prog, 3),
         "death_day": death_day, "prog_day": prog_day, "censor_day": censor_day, "end_day": end_day, "dead": dead,
+        # the censoring day had the person not died (independent of every outcome): censors potential outcomes
+        "censor_day_if_alive": np.where(prone & (loss_day < admin), loss_day, admin),
         "lost": lost & ~dead, "response_group": group, "latent_response_recist": cat_r,
         "latent_response_mrecist": cat_m})
     return pd.DataFrame(cols, index=p.index)

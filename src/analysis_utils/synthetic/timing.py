@@ -164,21 +164,24 @@ def calibrate_haic(cfg: dict, lp: np.ndarray) -> HaicProcess:
     return HaicProcess(float(a0), tuple(starts), tuple(int(b) for b in bounds), tuple(float(a) for a in alphas))
 
 
-def sample_haic_day(proc: HaicProcess, lp: np.ndarray, rng: np.random.Generator, from_day: int = 0) -> np.ndarray:
+def sample_haic_day(proc: HaicProcess, lp: np.ndarray, rng: np.random.Generator, from_day: int = 0,
+                    with_day_if_not_day0: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Natural HAIC day per person (float; inf = never) by inversion of the discrete cumulative hazard.
 
     from_day = 0: the whole process (day 0, then the windows). from_day = d > 0: the first initiation day >= d given
     none before d (the continuation used by strategy B of the truth, estimands.py). Always consumes one uniform
-    and one exponential draw per person."""
+    and one exponential draw per person.
+
+    ``with_day_if_not_day0`` (from_day = 0): also return each person's day had HAIC not started on day 0, the
+    process continued from day 1 with the same exponential draw (the natural day itself for everyone not treated on
+    day 0; for the others a draw from the continuation, since the draw deciding day 0 is independent of it). It is
+    the HAIC the TKIs-P arm at time zero receives later (the comparator of an analysis with the arm fixed at time
+    zero) and costs no extra random draw, so every other draw of the generator is unchanged."""
     lp = np.asarray(lp, float)
     n = len(lp)
     u, e = rng.random(n), rng.exponential(size=n)
-    out = np.full(n, np.inf)
+    later = np.full(n, np.inf)                   # first day >= max(1, from_day) of the window hazards
     pending = np.ones(n, bool)
-    if from_day <= 0:
-        first = u < expit(proc.a0 + lp)
-        out[first] = 0.0
-        pending = ~first
     cum = np.zeros(n)
     for start, end, alpha in zip(proc.starts, proc.ends, proc.alphas):
         s = max(start, from_day)
@@ -189,10 +192,11 @@ def sample_haic_day(proc: HaicProcess, lp: np.ndarray, rng: np.random.Generator,
         inside = pending & (e < cum + length * rate)
         with np.errstate(divide="ignore", invalid="ignore"):
             day = s + np.floor((e - cum) / rate)
-        out[inside] = day[inside]
+        later[inside] = day[inside]
         pending &= ~inside
         cum = cum + length * rate
-    return out
+    out = np.where(u < expit(proc.a0 + lp), 0.0, later) if from_day <= 0 else later
+    return (out, later) if with_day_if_not_day0 else out
 
 
 def haic_timing_shares(proc: HaicProcess, lp: np.ndarray) -> dict[str, float]:

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from analysis_utils.reporting.manuscript.text import fmt_int, human_list
+from analysis_utils.reporting.manuscript.text import fmt_int, fmt_pct, human_list
 from analysis_utils.reporting.manuscript.values import Reader
 
 VARIABLES_KEY = "simulation"  # quoted as {{< var simulation.status >}} (manuscript/_simulation.qmd)
@@ -85,6 +85,25 @@ def _population(pop: str) -> str:
     return "conditional" if pop == "conditional" else pop.upper()
 
 
+def _contrast_text(done: list[dict[str, Any]]) -> str:
+    """What the ATE, ATT, ATO and conditional truths contrast, with the crossover shares of the scenarios' truth
+    cohorts (the TKIs-P patients at time zero who received HAIC later)."""
+    text = ("For the methods that fix the arm at time zero, the contrast is HAIC at time zero versus TKIs-P at "
+            "time zero followed by the HAIC a patient goes on to receive, as in those analyses, where a patient who "
+            "starts HAIC later stays in the TKIs-P arm; the clone-censor-weight analysis targets the grace-period "
+            "strategies of the target trial (TTE).")
+    shares = sorted((s["truth_crossover_share"], s["label"]) for s in done
+                    if s.get("truth_crossover_share") is not None)
+    if len(shares) == 1:
+        text += (f" In the truth cohort {fmt_pct(100 * shares[0][0])} of the TKIs-P patients at time zero received "
+                 "HAIC later.")
+    elif shares:
+        (lo, lo_label), (hi, hi_label) = shares[0], shares[-1]
+        text += (f" In the truth cohorts {fmt_pct(100 * lo)} ({lo_label}) to {fmt_pct(100 * hi)} ({hi_label}) of "
+                 "the TKIs-P patients at time zero received HAIC later.")
+    return text
+
+
 def _section(summary: dict[str, Any], sim: Path) -> tuple[str, list[Path]]:
     done = [s for s in summary["scenarios"] if s.get("replicates_done")]
     level = summary.get("conf_level") or 0.95
@@ -105,10 +124,10 @@ def _section(summary: dict[str, Any], sim: Path) -> tuple[str, list[Path]]:
         ":::",
         "",
         f"**Estimands.** Survival differences, RMST differences and hazard ratios (HAIC-TKIs-P versus TKIs-P) in the "
-        f"population each method targets (all patients, ATE; patients who received HAIC, ATT; the overlap "
+        f"population each method targets (all patients, ATE; patients with HAIC at time zero, ATT; the overlap "
         f"population, ATO; conditional on the generator's covariates); true values from the potential outcomes of "
         f"{fmt_int(truth.get('truth_n_persons') or 0)} simulated eligible patients per scenario "
-        f"({truth.get('truth_source')}).",
+        f"({truth.get('truth_source')}). " + _contrast_text(done),
         "",
         "**Methods.** " + "; ".join(f"{v['label']} ({_population(v['population'])}): {v['description']}"
                                     for v in summary.get("methods", {}).values()) + "."
