@@ -75,11 +75,6 @@ def query_name(name: str) -> str:
     return f"query_{name}"
 
 
-def child_pugh_c_lower_bound(points: pd.DataFrame) -> pd.Series:
-    """True where Child-Pugh C (>= 10) is certain: known points + 1 per missing component >= 10."""
-    return (points.sum(axis=1, min_count=0) + points.isna().sum(axis=1)) >= 10
-
-
 def child_pugh_c_state(points: pd.DataFrame) -> pd.Series:
     """Child-Pugh C: True when certain (lower bound >= 10), False when excluded (known + 3 per missing < 10),
     missing (pd.NA) when the missing components decide it."""
