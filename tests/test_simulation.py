@@ -302,7 +302,8 @@ def test_supplement_says_what_the_arm_at_time_zero_truths_contrast():
             {"label": "Immortal time", "truth_crossover_share": 0.4012}, {"label": "Reference"}]
     text = vs._contrast_text(done)
     assert "TKIs-P at time zero followed by the HAIC a patient goes on to receive" in text
-    assert "15.2% (Default cohort) to 40.1% (Immortal time)" in text
+    assert "15.2% to 40.1% of the TKIs-P patients at time zero received HAIC later (the most in the scenario " \
+           "Immortal time)" in text
     assert "In the truth cohort 15.2% of" in vs._contrast_text(done[:1])
     assert "received HAIC later" not in vs._contrast_text(done[2:])
 

@@ -98,9 +98,9 @@ def _contrast_text(done: list[dict[str, Any]]) -> str:
         text += (f" In the truth cohort {fmt_pct(100 * shares[0][0])} of the TKIs-P patients at time zero received "
                  "HAIC later.")
     elif shares:
-        (lo, lo_label), (hi, hi_label) = shares[0], shares[-1]
-        text += (f" In the truth cohorts {fmt_pct(100 * lo)} ({lo_label}) to {fmt_pct(100 * hi)} ({hi_label}) of "
-                 "the TKIs-P patients at time zero received HAIC later.")
+        (lo, _), (hi, hi_label) = shares[0], shares[-1]
+        text += (f" In the truth cohorts {fmt_pct(100 * lo)} to {fmt_pct(100 * hi)} of the TKIs-P patients at time "
+                 f"zero received HAIC later (the most in the scenario {hi_label}).")
     return text
 
 
