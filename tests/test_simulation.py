@@ -18,7 +18,7 @@ import yaml
 from analysis_utils.reporting.manuscript import variables_simulation as vs
 from analysis_utils.simulation import engine, estimators, performance, report, sources
 from analysis_utils.simulation.scenario import generator_problem, load_scenario
-from analysis_utils.simulation.truth import cox_binary, po_truths
+from analysis_utils.simulation.truth import cox_binary, cox_breslow, po_truths
 from analysis_utils.stats.cox import cox_ph
 from analysis_utils.study.project import ParamsError
 from analysis_utils.synthetic import SCENARIOS
@@ -74,6 +74,11 @@ def test_truth_cox_solver_equals_stats_cox_breslow_with_weights_and_ties():
     df = pd.DataFrame({"t": time, "e": event, "a": a.astype(int), "w": w})
     ref = cox_ph(df, "t", "e", ["a"], ties="breslow", weights_col="w")
     assert cox_binary(time, event, a, w) == pytest.approx(ref["coef"].iloc[0], abs=1e-8)
+    # two covariates (the conditional truth: arm + the outcome model's linear predictor)
+    df["z"] = rng.normal(size=n)
+    ref2 = cox_ph(df, "t", "e", ["a", "z"], ties="breslow", weights_col="w")
+    got = cox_breslow(time, event, np.column_stack([a, df["z"]]), w)
+    assert got == pytest.approx(ref2["coef"].to_numpy(), abs=1e-8)
 
 
 def test_po_truths_by_hand():

@@ -22,9 +22,9 @@ import os
 import time
 import traceback
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np

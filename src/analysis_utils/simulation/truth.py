@@ -107,7 +107,7 @@ def _stacked(t1: np.ndarray, t0: np.ndarray, censor: np.ndarray) -> tuple[np.nda
     return time, event, np.r_[np.ones(t1.size), np.zeros(t0.size)]
 
 
-def conditional_log_hr(t1: np.ndarray, t0: np.ndarray, censor: np.ndarray, lp: np.ndarray) -> float:
+def conditional_arm_log_hr(t1: np.ndarray, t0: np.ndarray, censor: np.ndarray, lp: np.ndarray) -> float:
     """Log-HR of the arm in the Cox model (Breslow) of arm + ``lp`` (the outcome model's linear predictor) on the
     stacked potential outcomes: the conditional HR a randomised trial of these persons would estimate."""
     time, event, arm = _stacked(t1, t0, censor)
@@ -175,7 +175,7 @@ def generator_truth(scenario: Scenario, timepoints: list[float], tau: float) -> 
       treated = HAIC at time zero, e = the true propensity of HAIC at time zero; marginal log-HRs from the potential
       outcomes censored at each person's censoring day had the person not died;
     - ``conditional``: the same contrast's log-HR conditional on the OS model's linear predictor
-      (``conditional_log_hr``); log(true_hr_os), the generator's HR of current HAIC status, is kept beside it.
+      (``conditional_arm_log_hr``); log(true_hr_os), the generator's HR of current HAIC status, is kept beside it.
 
     ``always_vs_never``: HAIC from time zero versus never (not scored), and ``check_generator_always_vs_never`` the
     generator's own always-versus-never contrasts beside its ``ate`` values (two independent large cohorts of the
@@ -204,7 +204,7 @@ def generator_truth(scenario: Scenario, timepoints: list[float], tau: float) -> 
     censor = p["censor_day_if_alive"].to_numpy(float) / DAYS_PER_MONTH
     ps = p["ps"].to_numpy(float)
     c = tv["config"]
-    cond = conditional_log_hr(*po["policy"]["os"], censor, p["eta_os"].to_numpy(float))
+    cond = conditional_arm_log_hr(*po["policy"]["os"], censor, p["eta_os"].to_numpy(float))
     values.update(po_truths(po["policy"], censor, treated, ps, timepoints, tau, {"os": cond}))
     never = po_truths(po["never"], censor, treated, ps, timepoints, tau)
     crossed = ~treated & p["haic_received"].to_numpy(bool)
